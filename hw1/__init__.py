@@ -1,0 +1,1 @@
+"""Reproduction of the OctMNIST deep-learning homework report (Questions 1-3)."""

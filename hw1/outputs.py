@@ -1,0 +1,99 @@
+"""The one writer of stage outputs: atomic files, per-run metrics JSON and per-epoch plot CSV.
+
+Every file is written to a temporary sibling and renamed into place, so a stage that fails
+(or is killed) never leaves a half-written output behind.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write dict rows as CSV; the columns are the first row's keys, in order."""
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Save arrays uncompressed (fast to load); never pickles."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
+                train_seconds: float, data_source: str) -> dict[str, Any]:
+    """Headline metrics of one training run from its per-epoch history.
+
+    ``history`` rows hold at least ``epoch``, ``train_acc`` and ``val_acc`` of the model as it
+    was at the end of that epoch; the last row is the final model.
+    """
+    if not history:
+        raise ValueError("a run needs at least one epoch of history")
+    last = history[-1]
+    best = max(history, key=lambda row: row["val_acc"])  # first epoch wins ties
+    return {
+        "train_acc": round(float(last["train_acc"]), 6),
+        "val_acc": round(float(last["val_acc"]), 6),
+        "test_acc": round(float(test_acc), 6),
+        "best_val_acc": round(float(best["val_acc"]), 6),
+        "best_epoch": int(best["epoch"]),
+        "epochs": int(last["epoch"]),
+        "train_seconds": round(float(train_seconds), 3),
+        "data_source": data_source,
+    }
+
+
+def write_run(name: str, history: Sequence[Mapping[str, float]], test_acc: float,
+              train_seconds: float, data_source: str,
+              metrics_dir: str | os.PathLike = "metrics",
+              plots_dir: str | os.PathLike = "plots") -> dict[str, Any]:
+    """Write ``metrics/<name>.json`` and ``plots/<name>.csv`` for one run; return the metrics."""
+    metrics = run_metrics(history, test_acc, train_seconds, data_source)
+    rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in history]
+    write_csv(Path(plots_dir) / f"{name}.csv", rows)
+    write_json(Path(metrics_dir) / f"{name}.json", metrics)
+    return metrics

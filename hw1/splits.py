@@ -1,0 +1,51 @@
+"""The prepared splits: the one file format every training stage reads, and its loader.
+
+Kept apart from hw1.data (fetching and preparing) so that changes to the download code do not
+make DVC re-run the training stages, which depend on this module only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hw1.outputs import save_npz
+
+PREPARED = Path("data/prepared/octmnist.npz")
+_SPLITS = ("train", "val", "test")
+_META = ("dataset", "md5", "test_distribution")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The prepared data as every training stage sees it."""
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    dataset: str             # "OctMNIST" or e.g. "synthetic (not OctMNIST)"
+    md5: str                 # of the raw file
+    test_distribution: str
+
+
+def save_prepared(path: str | Path, splits: Splits) -> None:
+    arrays = {f"{kind}_{s}": getattr(splits, f"{kind}_{s}") for s in _SPLITS for kind in "xy"}
+    save_npz(path, **arrays, **{k: np.array(getattr(splits, k)) for k in _META})
+
+
+def load_prepared(path: str | Path = PREPARED, *,
+                  bias: bool = False) -> Splits:
+    """Load the prepared splits; ``bias=True`` appends a constant 1 feature (785 inputs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `dvc repro prepare` first")
+    with np.load(path, allow_pickle=False) as npz:
+        xs = {s: npz[f"x_{s}"] for s in _SPLITS}
+        ys = {s: npz[f"y_{s}"].astype(np.int64) for s in _SPLITS}
+        meta = {k: str(npz[k]) for k in _META}
+    if bias:
+        xs = {s: np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]) for s, x in xs.items()}
+    return Splits(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], **meta)

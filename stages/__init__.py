@@ -1,0 +1,1 @@
+"""DVC stage entry points, one module per stage, run as ``python -m stages.<name>``."""
