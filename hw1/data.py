@@ -91,7 +91,7 @@ def _download_once(url: str, md5: str, tmp: Path, timeout: float) -> None:
 
 
 def download(url: str, md5: str, out: str | Path, *, timeout: float = 30.0, retries: int = 3,
-             backoff: float = 2.0, log: Callable[[str], None] = print) -> str:
+             backoff: float = 1.0, log: Callable[[str], None] = print) -> str:
     """Put the file at ``url`` with MD5 ``md5`` at ``out``; return "kept" or "downloaded".
 
     A file already at ``out`` with the right MD5 is kept as it is (users behind firewalls place

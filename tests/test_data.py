@@ -1,0 +1,265 @@
+"""Fetching, validation, the synthetic stand-in and the report's preparation protocol."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hw1.data import (REAL_SIZES, REPORT_TEST_COUNTS, DataError, copy_user_file, download,
+                      features, prepare, report_test_subset, synthetic_octmnist, validate_raw)
+from hw1.splits import load_prepared
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: several read blocks
+PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hits: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        _Handler.hits[self.path] = _Handler.hits.get(self.path, 0) + 1
+        if self.path == "/octmnist.npz":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD)
+        elif self.path == "/dropped.npz":  # promises the whole file, sends a third, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            self.send_error(404, "Not Found")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_download_writes_verified_file(server, tmp_path):
+    out = tmp_path / "raw" / "octmnist.npz"
+    assert download(f"{server}/octmnist.npz", PAYLOAD_MD5, out, log=_quiet) == "downloaded"
+    assert out.read_bytes() == PAYLOAD
+    assert _leftovers(out.parent) == ["octmnist.npz"]
+
+
+@pytest.mark.parametrize("path, md5, reason", [
+    ("/missing.npz", PAYLOAD_MD5, "HTTP error 404"),
+    ("/octmnist.npz", "0" * 32, "MD5 mismatch"),
+    ("/dropped.npz", PAYLOAD_MD5, "transfer cut short"),
+])
+def test_failed_download_leaves_nothing_and_says_how_to_recover(server, tmp_path, path, md5,
+                                                                reason):
+    out = tmp_path / "octmnist.npz"
+    url = f"{server}{path}"
+    with pytest.raises(DataError) as err:
+        download(url, md5, out, retries=2, backoff=0, log=_quiet)
+    message = str(err.value)
+    assert reason in message
+    assert url in message and md5 in message and str(out) in message
+    assert "dvc exp run -S data.source=synthetic" in message
+    assert _leftovers(tmp_path) == []
+
+
+def test_transient_failures_are_retried_but_404_is_not(server, tmp_path):
+    _Handler.hits.clear()
+    for path in ("/dropped.npz", "/missing.npz"):
+        with pytest.raises(DataError):
+            download(f"{server}{path}", PAYLOAD_MD5, tmp_path / "x.npz", retries=3, backoff=0,
+                     log=_quiet)
+    assert _Handler.hits == {"/dropped.npz": 3, "/missing.npz": 1}
+
+
+def test_unreachable_host_fails_with_message(tmp_path):
+    out = tmp_path / "octmnist.npz"
+    with pytest.raises(DataError, match="place the file at"):
+        download("http://127.0.0.1:9/octmnist.npz", PAYLOAD_MD5, out, retries=1, log=_quiet)
+    assert not out.exists()
+
+
+def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
+    _Handler.hits.clear()
+    out = tmp_path / "octmnist.npz"
+    out.write_bytes(PAYLOAD)
+    assert download(f"{server}/octmnist.npz", PAYLOAD_MD5, out, log=_quiet) == "kept"
+    assert _Handler.hits == {}
+
+
+def test_placed_file_with_wrong_md5_is_rejected_and_replaced(server, tmp_path):
+    out = tmp_path / "octmnist.npz"
+    out.write_bytes(b"not the dataset")
+    logs: list[str] = []
+    assert download(f"{server}/octmnist.npz", PAYLOAD_MD5, out, log=logs.append) == "downloaded"
+    assert out.read_bytes() == PAYLOAD
+    assert "not the OctMNIST file" in logs[0]
+
+
+# ------------------------------------------------------------------------------- validation
+
+def _raw(n: int = 8) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 4).astype(np.uint8).reshape(-1, 1)
+    return arrays
+
+
+def _save(path: Path, arrays: dict, allow_pickle: bool = False) -> Path:
+    np.savez(path, allow_pickle=allow_pickle, **arrays)
+    return path
+
+
+def test_valid_file_passes(tmp_path):
+    arrays = validate_raw(_save(tmp_path / "ok.npz", _raw()))
+    assert set(arrays) == {"train_images", "train_labels", "val_images", "val_labels",
+                           "test_images", "test_labels"}
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda a: a.pop("val_labels"), "lacks key(s) val_labels"),
+    (lambda a: a.update(train_images=a["train_images"].reshape(8, 784)),
+     "train_images has shape (8, 784); expected (N, 28, 28)"),
+    (lambda a: a.update(test_images=a["test_images"].astype(np.float32) / 255),
+     "test_images has dtype float32; expected uint8"),
+    (lambda a: a.update(val_labels=a["val_labels"] + 3), "val_labels has labels 3..6"),
+    (lambda a: a.update(train_labels=a["train_labels"][:5]), "train_labels has shape (5, 1)"),
+    (lambda a: a.update(test_images=a["test_images"][:0], test_labels=a["test_labels"][:0]),
+     "test_images is empty"),
+])
+def test_validation_names_file_key_and_expectation(tmp_path, mutate, expected):
+    arrays = _raw()
+    mutate(arrays)
+    path = _save(tmp_path / "bad.npz", arrays)
+    with pytest.raises(DataError) as err:
+        validate_raw(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_validation_refuses_pickled_objects(tmp_path):
+    arrays = _raw()
+    arrays["train_labels"] = np.array([{"label": 1}] * 8, dtype=object)
+    path = _save(tmp_path / "pickled.npz", arrays, allow_pickle=True)
+    with pytest.raises(DataError, match="train_labels holds Python objects"):
+        validate_raw(path)
+
+
+def test_validation_rejects_non_npz(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(DataError, match="is not a readable .npz"):
+        validate_raw(path)
+
+
+def test_user_file_is_validated_then_copied(tmp_path):
+    src = _save(tmp_path / "mine.npz", _raw())
+    out = tmp_path / "raw" / "octmnist.npz"
+    copy_user_file(src, out)
+    assert out.read_bytes() == src.read_bytes()
+    bad = _raw()
+    bad["val_images"] = bad["val_images"].astype(np.int16)
+    with pytest.raises(DataError, match="val_images has dtype int16"):
+        copy_user_file(_save(tmp_path / "bad.npz", bad), tmp_path / "other.npz")
+    assert not (tmp_path / "other.npz").exists()
+    with pytest.raises(DataError, match="data.path is not set"):
+        copy_user_file(None, out)
+
+
+# -------------------------------------------------------------------------------- synthetic
+
+def test_synthetic_is_seeded_and_shaped_like_octmnist():
+    a, b, c = (synthetic_octmnist(seed, 0.01) for seed in (1, 1, 2))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["train_images"], c["train_images"])
+    for split in ("train", "val"):
+        assert len(a[f"{split}_images"]) == round(REAL_SIZES[split] * 0.01)
+    assert a["test_images"].shape == (1000, 28, 28)
+    assert a["train_images"].dtype == np.uint8 and a["train_labels"].shape[1] == 1
+    assert np.bincount(a["test_labels"].ravel()).tolist() == [250] * 4
+
+
+def test_synthetic_full_scale_sizes_and_class_mix():
+    data = synthetic_octmnist(0, 1.0)
+    assert {k: len(v) for k, v in data.items() if k.endswith("labels")} == {
+        "train_labels": 97477, "val_labels": 10832, "test_labels": 1000}
+    mix = np.bincount(data["train_labels"].ravel()) / 97477
+    np.testing.assert_allclose(mix, [0.3445, 0.1058, 0.0790, 0.4707], atol=0.01)
+
+
+def test_synthetic_rejects_bad_scale():
+    with pytest.raises(DataError, match="data.synthetic.scale"):
+        synthetic_octmnist(0, 0)
+
+
+# ------------------------------------------------------------------------------ preparation
+
+def test_report_test_subset_takes_first_of_each_class_in_file_order():
+    labels = np.array([3, 0, 1, 0, 2, 3, 0, 1, 2, 3])
+    keep = report_test_subset(labels, counts=(2, 1, 1, 2))
+    assert keep.tolist() == [0, 1, 2, 3, 4, 5]
+    assert np.bincount(labels[keep]).tolist() == [2, 1, 1, 2]
+
+
+def test_report_test_subset_needs_enough_images_and_suggests_balanced():
+    with pytest.raises(DataError, match="test_distribution: balanced"):
+        report_test_subset(np.array([0, 1, 2, 3]))
+
+
+def test_features_divide_by_256_and_flatten():
+    images = np.full((2, 28, 28), 255, dtype=np.uint8)
+    x = features(images)
+    assert x.shape == (2, 784) and x.dtype == np.float32
+    assert x[0, 0] == np.float32(255 / 256)
+
+
+@pytest.mark.parametrize("distribution, n_test", [("train", sum(REPORT_TEST_COUNTS)),
+                                                   ("balanced", 1000)])
+def test_prepare_writes_splits_and_summary(tmp_path, distribution, n_test):
+    raw = tmp_path / "raw.npz"
+    data = synthetic_octmnist(3, 0.01)
+    np.savez(raw, **data)
+    summary = prepare(raw, tmp_path / "prepared.npz", distribution, source="synthetic")
+    assert summary["sizes"]["test"] == n_test
+    assert summary["dataset"] == "synthetic (not OctMNIST)"
+    assert summary["md5"] == hashlib.md5(raw.read_bytes()).hexdigest()
+    splits = load_prepared(tmp_path / "prepared.npz", bias=True)
+    assert splits.x_train.shape == (len(data["train_labels"]), 785)
+    assert splits.x_train.dtype == np.float32 and np.all(splits.x_train[:, -1] == 1)
+    assert len(splits.y_test) == n_test
+    assert splits.dataset == "synthetic (not OctMNIST)" and splits.test_distribution == distribution
+    if distribution == "train":
+        assert [summary["class_counts"]["test"][c] for c in ("CNV", "DME", "DRUSEN", "NORMAL")] \
+            == list(REPORT_TEST_COUNTS)
+        first = report_test_subset(data["test_labels"].ravel())
+        np.testing.assert_array_equal(splits.x_test[:, :784], features(data["test_images"][first]))
+
+
+def test_load_prepared_missing_file_says_which_stage(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+        load_prepared(tmp_path / "nope.npz")
