@@ -1,0 +1,362 @@
+"""The report's Tables 1-6 beside the reproduced numbers, and the combined headline metrics.
+
+Tables 1, 2, 4, 5 and 6 set each value the report gives (``reports/report_values.yaml``, the
+only place its numbers live) beside the one the pipeline reproduced (``metrics/<run>.json``) and
+their difference. Table 3 sets the report's default hyperparameters beside params.yaml's
+``train``. Rows name the params their run actually used; a run whose params differ from the
+report's says so, and every table names the data it came from, so a number from the synthetic
+stand-in or from a changed run is never read as a like-for-like comparison.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from hw1.params import section
+
+REPORT_VALUES = Path("reports/report_values.yaml")
+# Keys that say where a run ran, not what it computed: never compared nor shown as params.
+_NOT_HYPERPARAMS = {"device"}
+_TEST_DISTRIBUTIONS = {"train": "529 test images, class mix of the training set",
+                       "balanced": "all 1,000 test images"}
+
+
+class TablesError(RuntimeError):
+    """An input of the tables is missing or malformed; the message says which and what to run."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One compared column: a key of metrics/<run>.json and of report_values.yaml."""
+    key: str
+    header: str
+    best: str | None = None     # "max" or "min": the value the report marks in bold
+    digits: int = 4
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One of the report's comparison tables: its rows (report's label, run) and columns."""
+    number: int
+    title: str
+    row_header: str
+    rows: tuple[tuple[str, str], ...]
+    metrics: tuple[Metric, ...]
+    note: str = ""
+
+
+@dataclass
+class Table:
+    """A table ready to write: Markdown cells for reading, plain CSV rows for tools."""
+    number: int
+    title: str
+    header: list[str]
+    cells: list[list[str]]
+    csv_rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+TEST = Metric("test_acc", "Test acc.")
+LAST_VAL = Metric("val_acc", "Last val. acc.", best="max")
+BEST_VAL = Metric("best_val_acc", "Best val. acc.", best="max")
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec(1, "Test accuracy of every Question 1 classifier (NumPy)", "Classifier",
+              (("perceptron", "q1/perceptron"),
+               ("logistic regression, lr 0.01", "q1/logreg_lr1e-2"),
+               ("logistic regression, lr 0.001", "q1/logreg_lr1e-3"),
+               ("MLP", "q1/mlp")),
+              (TEST,)),
+    TableSpec(2, "Final validation accuracy per learning rate (logistic regression, PyTorch)",
+              "Learning rate",
+              (("0.1", "q2/logreg_lr1e-1"), ("0.01", "q2/logreg_lr1e-2"),
+               ("0.001", "q2/logreg_lr1e-3")),
+              (Metric("val_acc", "Final val. acc.", best="max"), TEST)),
+    TableSpec(4, "Training time, batch size 16 vs 1024 (feed-forward network)", "Batch size",
+              (("16", "train"), ("1024", "q2/ffn_bs1024")),
+              (Metric("train_seconds", "Time taken (s)", best="min", digits=2), TEST),
+              "Times depend on the machine (and params `device`): compare the ratio of the two "
+              "rows, not the seconds."),
+    TableSpec(5, "Best and last validation accuracy per learning rate (feed-forward network)",
+              "Learning rate",
+              (("1", "q2/ffn_lr1"), ("0.1", "train"), ("0.01", "q2/ffn_lr1e-2"),
+               ("0.001", "q2/ffn_lr1e-3")),
+              (BEST_VAL, LAST_VAL, TEST)),
+    TableSpec(6, "Regularization: batch size 256, 150 epochs (feed-forward network)", "Model",
+              (("Initial", "q2/ffn_bs256_e150"), ("L2 Regularization", "q2/ffn_bs256_e150_l2"),
+               ("Dropout Regularization", "q2/ffn_bs256_e150_dropout")),
+              (BEST_VAL, LAST_VAL, TEST)),
+)
+
+# Table 3: the report's names for the default hyperparameters, in its order.
+HYPERPARAMETERS: tuple[tuple[str, str], ...] = (
+    ("Number of epochs", "epochs"), ("Learning rate", "lr"), ("Hidden size", "hidden_size"),
+    ("Number of layers", "layers"), ("Dropout", "dropout"), ("Batch size", "batch_size"),
+    ("Activation", "activation"), ("L2 Regularization", "l2_decay"), ("Optimizer", "optimizer"),
+)
+TABLE3_RUN = "train"
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+def stage_name(run: str) -> str:
+    """The DVC stage that writes ``run``'s outputs: ``q2/ffn_lr1`` -> ``q2@ffn_lr1``."""
+    return run.replace("/", "@")
+
+
+def run_params(params: Mapping[str, Any], run: str) -> dict[str, Any]:
+    """The params.yaml section ``run`` trained with (``q2/ffn_lr1`` -> ``q2.ffn_lr1``)."""
+    return dict(section(dict(params), run.replace("/", ".")))
+
+
+def load_report_values(path: str | Path = REPORT_VALUES) -> dict[str, Any]:
+    """The report's numbers and its runs' params (``reports/report_values.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TablesError(f"{path} not found: it holds the report's numbers the tables compare "
+                          f"against")
+    values = yaml.safe_load(path.read_text())
+    if not isinstance(values, dict) or not isinstance(values.get("runs"), dict) \
+            or not isinstance(values.get("data"), dict):
+        raise TablesError(f"{path} must hold the mappings 'data' and 'runs'")
+    return values
+
+
+def _load_json(path: Path, what: str, fix: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise TablesError(f"{path} not found: {what}; run `{fix}` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise TablesError(f"{path} is not valid JSON ({err}); run `{fix}` again") from err
+
+
+def load_run_metrics(run: str, metrics_dir: str | Path = "metrics") -> dict[str, Any]:
+    """``metrics/<run>.json``, or a TablesError naming the stage that writes it."""
+    return _load_json(Path(metrics_dir) / f"{run}.json", f"the tables need run '{run}'",
+                     f"dvc repro {stage_name(run)}")
+
+
+def load_data_summary(metrics_dir: str | Path = "metrics") -> dict[str, Any]:
+    """``metrics/data.json`` from the prepare stage: which data, its MD5, the test split."""
+    return _load_json(Path(metrics_dir) / "data.json", "the tables name the data they came from",
+                     "dvc repro prepare")
+
+
+# --- params -----------------------------------------------------------------------------------
+
+def _same(a: Any, b: Any) -> bool:
+    # params.yaml may say 1 where the report file says 1.0 (or -S writes 1.0): same value
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def params_mismatch(report_run: Mapping[str, Any], used: Mapping[str, Any]) -> list[str]:
+    """Each way ``used`` differs from the report's run, e.g. ``"lr=0.05 (report: 0.01)"``.
+
+    Only the params the report states or assumes are compared; an unstated one says so.
+    """
+    found = []
+    for kind, label in (("params", "report"), ("assumed", "assumed, not stated in the report")):
+        for key, expected in (report_run.get(kind) or {}).items():
+            got = used.get(key, "<missing>")
+            if not _same(got, expected):
+                found.append(f"{key}={got} ({label}: {expected})")
+    return found
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """``{"lr": 0.1, "epochs": 20, "device": "auto"}`` -> ``"lr=0.1, epochs=20"``."""
+    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in _NOT_HYPERPARAMS)
+
+
+def split_params(runs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[dict]]:
+    """(params every run shares, each run's other params), so a row shows what sets it apart."""
+    keys = [k for k in dict.fromkeys(k for p in runs for k in p) if k not in _NOT_HYPERPARAMS]
+    common = {k: runs[0][k] for k in keys
+              if all(k in p and _same(p[k], runs[0][k]) for p in runs)}
+    distinct = [{k: p[k] for k in keys if k in p and k not in common} for p in runs]
+    return common, distinct
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def data_note(data: Mapping[str, Any], report_data: Mapping[str, Any]) -> str:
+    """One line naming the data and test distribution, and whether they match the report's."""
+    dist = data.get("test_distribution", "?")
+    dist_text = f"test distribution '{dist}' ({_TEST_DISTRIBUTIONS.get(dist, 'unknown')})"
+    if data.get("dataset") != report_data["dataset"]:
+        return (f"Data: {data.get('source', '?')} stand-in, not comparable to the report "
+                f"(MD5 {data.get('md5', '?')}); {dist_text}.")
+    line = f"Data: {data['dataset']} (MD5 {data.get('md5', '?')}); {dist_text}"
+    if dist != report_data["test_distribution"]:
+        line += (f"; the report tested on '{report_data['test_distribution']}', so test "
+                 f"accuracies are not comparable")
+    return line + "."
+
+
+def _data_mismatch(run_metrics: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
+    source = run_metrics.get("data_source")
+    if source is None or source in (data.get("source"), data.get("dataset")):
+        return None
+    return f"trained on {source}, not on the data of metrics/data.json"
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _best(values: Sequence[float | None], how: str | None) -> set[int]:
+    known = [(v, i) for i, v in enumerate(values) if v is not None]
+    if how is None or not known:
+        return set()
+    target = (max if how == "max" else min)(v for v, _ in known)
+    return {i for v, i in known if v == target}
+
+
+def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping[str, Any],
+                     data: Mapping[str, Any], metrics_dir: str | Path = "metrics") -> Table:
+    """One of Tables 1, 2, 4, 5, 6: per row and metric the report's value, ours, the difference."""
+    runs = [run for _, run in spec.rows]
+    missing = [run for run in runs if run not in report["runs"]]
+    if missing:
+        raise TablesError(f"reports/report_values.yaml has no run {', '.join(missing)} "
+                          f"(Table {spec.number})")
+    used = [run_params(params, run) for run in runs]
+    measured = [load_run_metrics(run, metrics_dir) for run in runs]
+    common, distinct = split_params(used)
+
+    report_vals, ours = {}, {}
+    for m in spec.metrics:
+        report_vals[m.key] = [report["runs"][run].get(m.key) for run in runs]
+        try:
+            ours[m.key] = [float(r[m.key]) for r in measured]
+        except KeyError:
+            bad = next(run for run, r in zip(runs, measured) if m.key not in r)
+            raise TablesError(f"metrics/{bad}.json has no '{m.key}' (Table {spec.number}); "
+                              f"run `dvc repro {stage_name(bad)}` again") from None
+    best_report = {m.key: _best(report_vals[m.key], m.best) for m in spec.metrics}
+    best_ours = {m.key: _best(ours[m.key], m.best) for m in spec.metrics}
+
+    header = [spec.row_header + " (report)", "Run", "Params used"]
+    for m in spec.metrics:
+        header += [f"{m.header} report", f"{m.header} reproduced", f"{m.header} diff"]
+    header.append("Note")
+    cells, csv_rows = [], []
+    for i, (label, run) in enumerate(spec.rows):
+        notes = params_mismatch(report["runs"][run], used[i])
+        if notes:
+            notes = ["params differ from the report's: " + "; ".join(notes)]
+        stale = _data_mismatch(measured[i], data)
+        if stale:
+            notes.append(stale)
+        row = [label, f"`{run}`", format_params(distinct[i]) or "(common params)"]
+        csv_row: dict[str, Any] = {"row": label, "run": run, "params": format_params(used[i])}
+        for m in spec.metrics:
+            theirs, mine = report_vals[m.key][i], ours[m.key][i]
+            diff = None if theirs is None else round(mine - theirs, m.digits)
+            bold_theirs = "**" if i in best_report[m.key] else ""
+            bold_mine = "**" if i in best_ours[m.key] else ""
+            row += [f"{bold_theirs}{_fmt(theirs, m.digits)}{bold_theirs}" if theirs is not None
+                    else "—",
+                    f"{bold_mine}{_fmt(mine, m.digits)}{bold_mine}",
+                    _fmt(diff, m.digits, signed=True) or "—"]
+            csv_row.update({f"{m.key}_report": theirs, f"{m.key}_reproduced": mine,
+                            f"{m.key}_diff": diff})
+        csv_row["best_report"] = ";".join(m.key for m in spec.metrics if i in best_report[m.key])
+        csv_row["best_reproduced"] = ";".join(m.key for m in spec.metrics
+                                              if i in best_ours[m.key])
+        csv_row["note"] = "; ".join(notes)
+        row.append("; ".join(notes) or "—")
+        cells.append(row)
+        csv_rows.append(csv_row)
+
+    table_notes = [data_note(data, report["data"])]
+    if common:
+        table_notes.append(f"Params every row shares: {format_params(common)}.")
+    if spec.note:
+        table_notes.append(spec.note)
+    if any(m.best for m in spec.metrics):
+        table_notes.append("Bold: the best value of its column, as the report marks it.")
+    return Table(spec.number, spec.title, header, cells, csv_rows, table_notes)
+
+
+def hyperparameter_table(params: Mapping[str, Any], report: Mapping[str, Any],
+                         data: Mapping[str, Any]) -> Table:
+    """Table 3: the report's default hyperparameters beside params.yaml's ``train``."""
+    if TABLE3_RUN not in report["runs"]:
+        raise TablesError(f"reports/report_values.yaml has no run '{TABLE3_RUN}' (Table 3)")
+    theirs_all = report["runs"][TABLE3_RUN]["params"]
+    ours_all = run_params(params, TABLE3_RUN)
+    header = ["Hyperparameter", "params.yaml key", "Report", "params.yaml", "Difference"]
+    cells, csv_rows = [], []
+    for name, key in HYPERPARAMETERS:
+        theirs, mine = theirs_all.get(key), ours_all.get(key, "<missing>")
+        numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                      for v in (theirs, mine))
+        if _same(mine, theirs):
+            diff = "same"
+        elif numeric:
+            diff = f"{mine - theirs:+g}"
+        else:
+            diff = "differs"
+        cells.append([name, f"`{TABLE3_RUN}.{key}`", str(theirs), str(mine), diff])
+        csv_rows.append({"hyperparameter": name, "key": f"{TABLE3_RUN}.{key}",
+                         "report": theirs, "params": mine, "difference": diff})
+    return Table(3, "Default hyperparameters of the feed-forward network (params.yaml `train`)",
+                 header, cells, csv_rows, [data_note(data, report["data"])])
+
+
+def build_tables(params: Mapping[str, Any], report: Mapping[str, Any],
+                 data: Mapping[str, Any], metrics_dir: str | Path = "metrics") -> list[Table]:
+    """Tables 1-6 in the report's order."""
+    tables = [comparison_table(spec, params, report, data, metrics_dir) for spec in TABLES]
+    tables.append(hyperparameter_table(params, report, data))
+    return sorted(tables, key=lambda t: t.number)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+def render_markdown(tables: Sequence[Table]) -> str:
+    """All tables as one Markdown document (GitHub-flavoured tables)."""
+    lines = ["# The report's tables, reproduced",
+             "",
+             "Generated by the `tables` stage (`python -m stages.tables`) from `metrics/` and "
+             "`params.yaml`; the report's numbers come from `reports/report_values.yaml`. "
+             "Diff = reproduced - report.",
+             ""]
+    for table in tables:
+        lines += [f"## Table {table.number}: {table.title}", ""]
+        lines += [note for note in table.notes for note in (note, "")]
+        lines.append("| " + " | ".join(table.header) + " |")
+        lines.append("|" + "|".join("---" for _ in table.header) + "|")
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                  for row in table.cells]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary(runs: Sequence[str], metrics_dir: str | Path = "metrics") -> dict[str, dict]:
+    """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`."""
+    short = {"test": "test_acc", "val": "val_acc", "best_val": "best_val_acc"}
+    out = {}
+    for run in runs:
+        m = load_run_metrics(run, metrics_dir)
+        absent = [key for key in short.values() if key not in m]
+        if absent:
+            raise TablesError(f"metrics/{run}.json has no {', '.join(absent)}; run "
+                              f"`dvc repro {stage_name(run)}` again")
+        out[run.replace("/", "_")] = {k: round(float(m[key]), 4) for k, key in short.items()}
+    return out
