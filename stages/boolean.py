@@ -1,0 +1,31 @@
+"""DVC stage `boolean`: Question 3's claims checked exhaustively; Tables 7-9 and Figure 11."""
+from __future__ import annotations
+
+import sys
+import time
+
+from hw1.boolean import metrics, plot_figure11, render_markdown, run_study, validate_boolean
+from hw1.outputs import write_json, write_text
+from hw1.params import ParamsError, load_params
+
+
+def main() -> None:
+    max_d, perturbations, seed = validate_boolean(load_params())
+    start = time.perf_counter()
+    study = run_study(max_d, perturbations, seed)
+    write_text("reports/boolean.md", render_markdown(study))
+    plot_figure11("reports/figures/fig11_boolean.png")
+    summary = metrics(study)
+    write_json("metrics/boolean.json", summary)
+    print(f"Checked {summary['cases']} cases (D = 1..{max_d}) in "
+          f"{time.perf_counter() - start:.1f} s: {summary['failures']} failures, "
+          f"{summary['separable']} separable, margin {summary['margin_l1']:g}")
+    if summary["failures"]:
+        raise RuntimeError(f"{summary['failures']} checks failed; see reports/boolean.md")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamsError, RuntimeError) as err:
+        sys.exit(f"boolean failed: {err}")

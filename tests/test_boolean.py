@@ -1,0 +1,206 @@
+"""Question 3: the checks of hw1.boolean catch wrong networks, and the stage writes its outputs."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from hw1.boolean import (GUARANTEED_MARGIN, REPORT_TABLE7, REPORT_TABLE9, TIGHTNESS_STEP,
+                         Network, cases, check_network, hypercube, interval_f,
+                         network_tables, perceptron, relu_network, render_affine, run_study,
+                         separability, sign_network, table7_rows, validate_boolean)
+from hw1.params import ParamsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def check(net: Network, D: int, A: int, B: int, perturbations: int = 16):
+    return check_network(net, D, A, B, np.random.default_rng(0), perturbations)
+
+
+def test_table7_truth_table_is_the_reports():
+    rows = table7_rows()
+    assert [(x1, x2, f) for x1, x2, f, *_ in rows] == [
+        (1, 1, -1), (1, -1, 1), (-1, 1, 1), (-1, -1, -1)]
+    assert all(f == report == y_sign == y_relu for _, _, f, report, y_sign, y_relu in rows)
+    assert len(REPORT_TABLE7) == 4
+
+
+def test_case_enumeration_covers_every_interval():
+    assert list(cases(1)) == [(1, -1, -1), (1, -1, 0), (1, -1, 1), (1, 0, 0), (1, 0, 1),
+                              (1, 1, 1)]
+    assert len(list(cases(10))) == 945
+    assert hypercube(3).shape == (8, 3) and len({tuple(r) for r in hypercube(3)}) == 8
+
+
+@pytest.mark.parametrize("build", [sign_network, relu_network])
+def test_report_networks_pass_every_check(build):
+    for D, A, B in cases(4):
+        result = check(build(D, A, B), D, A, B)
+        assert result.ok, (D, A, B, result)
+        assert result.margin == GUARANTEED_MARGIN
+
+
+def _broken(net: Network, part: str) -> Network:
+    if part == "hidden bias":
+        return dataclasses.replace(net, b1=net.b1 + np.array([2.0, 0.0]))
+    if part == "hidden weight":
+        W1 = net.W1.copy()
+        W1[0, 1] = 0.0
+        return dataclasses.replace(net, W1=W1)
+    if part == "output weight":
+        return dataclasses.replace(net, w2=net.w2 * np.array([1.0, 0.0]))
+    return dataclasses.replace(net, b2=net.b2 - 1.0)   # output bias
+
+
+@pytest.mark.parametrize("build", [sign_network, relu_network])
+@pytest.mark.parametrize("part", ["hidden bias", "hidden weight", "output weight",
+                                  "output bias"])
+def test_a_broken_weight_or_bias_fails_the_exhaustive_check(build, part):
+    D, A, B = 3, 0, 1
+    assert check(build(D, A, B), D, A, B).exhaustive_ok
+    result = check(_broken(build(D, A, B), part), D, A, B)
+    assert not result.exhaustive_ok and not result.ok
+
+
+@pytest.mark.parametrize("build", [sign_network, relu_network])
+def test_half_unit_bias_shift_keeps_f_but_fails_the_margin(build):
+    # z1 = 2(sum - A) + 1.5 still has the right sign at every input, but sum = A - 1 now sits
+    # 0.5 below zero: the margin halves. The ReLU network's output bias moves with it so that
+    # its z3 still cancels to 0 inside [A, B].
+    D, A, B = 3, 0, 1
+    net = build(D, A, B)
+    shifted = dataclasses.replace(net, b1=net.b1 + np.array([0.5, 0.0]),
+                                  b2=net.b2 + (0.5 if net.hidden == "relu" else 0.0))
+    result = check(shifted, D, A, B)
+    assert result.exhaustive_ok
+    assert result.margin == 0.25
+    assert not result.within_margin_ok and not result.ok
+
+
+@pytest.mark.parametrize("build", [sign_network, relu_network])
+def test_margin_is_tight_one_coordinate_just_beyond_one_half_flips_an_output(build):
+    D, A, B = 3, 1, 3                                   # sum = A - 1 = 0 is not reachable
+    net = build(D, A, B)
+    x = np.array([[1.0, 1.0, -1.0]])                    # sum 1 = A: z1 = 1
+    for radius, flips in ((GUARANTEED_MARGIN - TIGHTNESS_STEP, False),
+                          (GUARANTEED_MARGIN + TIGHTNESS_STEP, True)):
+        moved = x - np.array([[radius, 0.0, 0.0]])
+        assert (net(moved)[0] != net(x)[0]) == flips
+    assert check(net, D, A, B).tight
+
+
+def test_relu_output_preactivation_is_exactly_zero_inside_even_under_float_perturbations():
+    D, A, B = 6, -4, 3
+    net = relu_network(D, A, B)
+    X = hypercube(D)
+    inside = interval_f(X, A, B) == 1
+    assert np.all(net.forward(X)[2][inside] == 0.0)
+    result = check(net, D, A, B, perturbations=64)
+    counts = result.float_counts
+    assert result.inside_cancels
+    assert counts["inside"] == 64 * inside.sum()
+    assert counts["z3_moved"] == counts["flips_inside"] == counts["flips_outside"] == 0
+    # the zero is a knife edge: the same sums taken in another order do not cancel
+    assert counts["reordered_moved"] > 0
+
+
+def _separable_by_search(D: int, A: int, B: int) -> bool:
+    """Brute force: some integer w in [-3, 3]^D and half-integer bias separate f strictly."""
+    X = hypercube(D)
+    f = interval_f(X, A, B)
+    W = np.array(list(itertools.product(range(-3, 4), repeat=D)), dtype=float)
+    biases = np.arange(-3 * D - 0.5, 3 * D + 1)
+    scores = (X @ W.T)[None] + biases[:, None, None]     # (bias, input, weights)
+    return bool(np.any(np.all(np.sign(scores) == f[None, :, None], axis=1)))
+
+
+def test_separability_decision_agrees_with_brute_force_search():
+    for D, A, B in cases(4):
+        decision = separability(D, A, B)
+        assert decision.separable == _separable_by_search(D, A, B), (D, A, B)
+        X = hypercube(D)
+        if decision.separable:
+            assert np.all(interval_f(X, A, B) * (X @ decision.weights + decision.bias) > 0)
+        else:
+            s_lo, s_in, s_hi = decision.witness
+            assert s_lo < A <= s_in <= B < s_hi
+
+
+def test_report_case_is_not_separable_with_the_xor_witness():
+    decision = separability(2, 0, 1)
+    assert not decision.separable
+    assert decision.witness == (-2, 0, 2) and decision.lam == 0.5
+    assert decision.label_changes == 2
+    with pytest.raises(RuntimeError, match="did not converge"):
+        perceptron(hypercube(2), interval_f(hypercube(2), 0, 1), max_updates=200)
+
+
+def test_table9_fit_recovers_the_network_and_the_reports_sign_slip():
+    relu = network_tables(3)["relu"]
+    assert relu["inside"]["z3"]["values"] == [0.0]
+    assert relu["inside"]["h1"]["expr"] == REPORT_TABLE9["inside"]["h1"] == (2, -2, 0, 1)
+    assert relu["below"]["z3"]["expr"] == (2, -2, 0, 1)
+    assert REPORT_TABLE9["below"]["z3"] == (-2, 2, 0, 1)
+    assert relu["above"]["z3"]["expr"] == REPORT_TABLE9["above"]["z3"]
+    assert render_affine((2, -2, 0, 1)) == "2Σx − 2A + 1"
+    assert render_affine((-1, 0, 2, 0)) == "−Σx + 2B"
+    assert render_affine((0, 0, 0, 0)) == "0"
+
+
+def test_study_counts_on_small_d():
+    study = run_study(3, 4, seed=0)
+    assert study.cases == 6 + 15 + 28 and study.inputs == 6 * 2 + 15 * 4 + 28 * 8
+    assert study.total_failures == 0 and study.margin == 0.5
+    assert study.separable_count() == 6 + 11 + 16
+
+
+def _run_stage(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "stages.boolean"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_stage_writes_report_figure_and_metrics(tmp_path):
+    proc = _run_stage(tmp_path, {"seed": 1, "boolean": {"max_d": 3, "perturbations": 4}})
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "metrics/boolean.json").read_text())
+    assert metrics["cases"] == 49 and metrics["failures"] == 0
+    assert metrics["separable"] == 33 and metrics["not_separable"] == 16
+    assert metrics["margin_l1"] == 0.5 and metrics["relu_z3_nonzero"] == 0
+    report = (tmp_path / "reports/boolean.md").read_text()
+    assert "**49 cases" in report and "**Failures: 0.**" in report
+    assert "z3 = −2Σx + 2A + 1" in report              # the report's Table 9 slip, flagged
+    png = (tmp_path / "reports/figures/fig11_boolean.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("boolean, message", [
+    ({"max_d": 0, "perturbations": 4}, "boolean.max_d must be an integer in [1, 14], got 0"),
+    ({"max_d": "3", "perturbations": 4}, "boolean.max_d must be an integer in [1, 14]"),
+    ({"max_d": 15, "perturbations": 4}, "boolean.max_d must be an integer in [1, 14], got 15"),
+    ({"max_d": 3, "perturbations": 0}, "boolean.perturbations must be an integer >= 1"),
+    ({"max_d": 3}, "boolean is missing perturbations"),
+    ({"max_d": 3, "perturbations": 4, "maxd": 3}, "unknown key(s) maxd"),
+])
+def test_bad_params_are_rejected_naming_the_key(boolean, message):
+    with pytest.raises(ParamsError) as err:
+        validate_boolean({"seed": 0, "boolean": boolean})
+    assert message in str(err.value)
+
+
+def test_stage_exits_with_a_clear_message_on_bad_params(tmp_path):
+    proc = _run_stage(tmp_path, {"seed": 0, "boolean": {"max_d": True, "perturbations": 4}})
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("boolean failed: boolean.max_d must be an integer in "
+                                   "[1, 14], got True")
+    assert not (tmp_path / "metrics").exists()
