@@ -1,0 +1,320 @@
+"""Question 1 from scratch: perceptron, logistic regression and a one-hidden-layer MLP in NumPy.
+
+The three models are small estimators with one surface: hyperparameters in the constructor,
+``fit`` (per-example SGD for ``epochs`` epochs, returning the per-epoch history), ``predict``,
+``score`` and ``weights``. Training is the report's protocol exactly: every epoch starts with a
+seeded shuffle, then one update per example in that order; nothing is batched.
+
+What makes it fast without changing that semantics (see benchmarks/bench_numpy.py):
+- no NumPy array is allocated per example: every buffer is made once per epoch and written
+  with ``out=``; the shuffle is an index permutation, never a copy of the data;
+- the softmax over a handful of classes is done in Python floats, cheaper than a chain of
+  tiny NumPy calls (interpreter overhead is most of a linear model's per-example cost);
+- logistic regression and the MLP run in float32; the perceptron runs in float64, where its
+  arithmetic on pixels / 256 is exact, so no summation order can flip one of its decisions;
+- the MLP's first-layer update for one example is rank one, ``delta_j x_j^T``. Within a chunk
+  of K examples those updates are kept as factors and applied once, as a matrix product, at the
+  end of the chunk; the forward pass of example j stays exact by adding the pending updates'
+  effect, ``sum_{i<j} delta_i (x_i . x_j + 1)``, from the chunk's Gram matrix.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+N_CLASSES = 4
+# Rows per block when evaluating a whole split: bounds the temporary scores (and, for the
+# float64 perceptron, the converted inputs) to a few MB however large the split is.
+_EVAL_BLOCK = 8192
+
+History = list[dict[str, float]]
+
+
+class NumpyClassifier(ABC):
+    """The surface every Question 1 model shares; subclasses supply the weights and the epoch.
+
+    ``bias_feature`` says whether the model expects a constant-1 feature appended to its inputs
+    (the linear models, 785 inputs) or keeps biases of its own (the MLP, 784 inputs).
+    """
+
+    bias_feature: bool
+    dtype: type[np.floating]
+
+    def __init__(self, epochs: int, n_classes: int) -> None:
+        self.epochs = epochs
+        self.n_classes = n_classes
+
+    # ----------------------------------------------------------------------- to implement
+    @abstractmethod
+    def initialize(self, n_features: int, rng: np.random.Generator) -> None:
+        """Set the starting weights for inputs of ``n_features`` features."""
+
+    @abstractmethod
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray) -> float | None:
+        """One update per example, in ``order``; return the mean loss, for models with one."""
+
+    @abstractmethod
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Class scores (N, n_classes) of the current weights."""
+
+    @abstractmethod
+    def weights(self) -> dict[str, np.ndarray]:
+        """The learned arrays by name, as saved to the model file."""
+
+    # ---------------------------------------------------------------------------- shared
+    def fit(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
+            validation: tuple[np.ndarray, np.ndarray] | None = None,
+            on_epoch: Callable[[dict[str, float]], None] | None = None) -> History:
+        """Train from fresh weights; return one history row per epoch.
+
+        Rows hold ``epoch`` (1-based); ``train_loss`` for logistic regression and the MLP: the
+        mean cross-entropy over the epoch's examples, each taken just before its own update;
+        then ``train_acc`` and, given ``validation``, ``val_acc`` of the model as it is at the
+        end of the epoch. ``rng`` draws the initial weights (if random), then each epoch's shuffle.
+        """
+        X, y = self._check(X, y)
+        if validation is not None:
+            validation = self._check(*validation)
+        self.initialize(X.shape[1], rng)
+        history: History = []
+        for epoch in range(1, self.epochs + 1):
+            loss = self.train_epoch(X, y, rng.permutation(len(X)))
+            row: dict[str, float] = {"epoch": epoch}
+            if loss is not None:
+                row["train_loss"] = loss
+            row["train_acc"] = self.score(X, y)
+            if validation is not None:
+                row["val_acc"] = self.score(*validation)
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+        return history
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The predicted class of each row of ``X`` (ties go to the lowest class, as argmax)."""
+        X = np.asarray(X)
+        return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK]).argmax(axis=1)
+                               for a in range(0, len(X), _EVAL_BLOCK)])
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy on ``(X, y)``."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def _input(self, X: np.ndarray) -> np.ndarray:
+        # No copy when the caller already holds the model's dtype (fit converts once).
+        return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def _check(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X, y = self._input(X), np.asarray(y)
+        if X.ndim != 2 or len(X) == 0:
+            raise ValueError(f"X must be a non-empty 2-D array (examples, features), "
+                             f"got shape {X.shape}")
+        if y.shape != (len(X),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y must be {len(X)} integer labels, got {y.dtype} {y.shape}")
+        if y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"labels must be in 0..{self.n_classes - 1}, "
+                             f"got {y.min()}..{y.max()}")
+        return X, y
+
+
+class Perceptron(NumpyClassifier):
+    """Multi-class perceptron: on a mistake, add x to the true class's row, subtract it from
+    the predicted one. Weights start at zero; inputs carry the bias feature."""
+
+    bias_feature = True
+    # Pixels are k/256 and every weight a sum of them, so float64 products and sums are exact
+    # (under 2^53): the decisions match any other float64 implementation bit for bit.
+    dtype = np.float64
+
+    def __init__(self, epochs: int = 20, n_classes: int = N_CLASSES) -> None:
+        super().__init__(epochs, n_classes)
+
+    def initialize(self, n_features: int, rng: np.random.Generator) -> None:
+        self.W_ = np.zeros((self.n_classes, n_features), self.dtype)
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray) -> None:
+        X, W = self._input(X), self.W_
+        scores = np.empty(self.n_classes, self.dtype)
+        labels = y.tolist()
+        for i in order.tolist():
+            x = X[i]
+            np.dot(W, x, out=scores)
+            predicted = scores.argmax()
+            if predicted != labels[i]:
+                W[labels[i]] += x
+                W[predicted] -= x
+        return None
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self._input(X) @ self.W_.T
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"W": self.W_}
+
+
+class LogisticRegression(NumpyClassifier):
+    """Multinomial logistic regression by per-example SGD on the cross-entropy:
+    ``W -= lr * outer(softmax(W x) - onehot(y), x)``. Weights start at zero; inputs carry the
+    bias feature."""
+
+    bias_feature = True
+
+    def __init__(self, epochs: int = 20, lr: float = 0.01, n_classes: int = N_CLASSES,
+                 dtype: type[np.floating] = np.float32) -> None:
+        super().__init__(epochs, n_classes)
+        self.lr = lr
+        self.dtype = dtype
+
+    def initialize(self, n_features: int, rng: np.random.Generator) -> None:
+        self.W_ = np.zeros((self.n_classes, n_features), self.dtype)
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray) -> float:
+        X, W = self._input(X), self.W_
+        scores = np.empty(self.n_classes, self.dtype)
+        factor = np.empty((self.n_classes, 1), self.dtype)
+        update = np.empty_like(W)
+        labels = y.tolist()
+        neg_lr, loss_sum = -self.lr, 0.0
+        for i in order.tolist():
+            x = X[i]
+            np.dot(W, x, out=scores)
+            step, loss = _softmax_step(scores.tolist(), labels[i], neg_lr)
+            loss_sum += loss
+            factor[:, 0] = step
+            np.multiply(factor, x, out=update)
+            W += update
+        return loss_sum / len(order)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self._input(X) @ self.W_.T
+
+    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean cross-entropy of the current weights on ``(X, y)``."""
+        return _cross_entropy(self.decision_function(X), np.asarray(y))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"W": self.W_}
+
+
+class MLP(NumpyClassifier):
+    """One hidden layer of ReLU units with biases, softmax output, cross-entropy loss, per-example
+    SGD with hand-written backpropagation. Weights from N(init_mean, init_std^2), biases zero.
+
+    ``chunk_size`` is how many first-layer updates are held as rank-one factors before being
+    applied (see the module docstring); it changes the speed, not the updates.
+    """
+
+    bias_feature = False
+
+    def __init__(self, epochs: int = 20, lr: float = 0.001, hidden_size: int = 200,
+                 init_mean: float = 0.1, init_std: float = 0.1, n_classes: int = N_CLASSES,
+                 dtype: type[np.floating] = np.float32, chunk_size: int = 64) -> None:
+        super().__init__(epochs, n_classes)
+        self.lr, self.hidden_size = lr, hidden_size
+        self.init_mean, self.init_std = init_mean, init_std
+        self.dtype, self.chunk_size = dtype, chunk_size
+
+    def initialize(self, n_features: int, rng: np.random.Generator) -> None:
+        def draw(*shape: int) -> np.ndarray:
+            return rng.normal(self.init_mean, self.init_std, shape).astype(self.dtype)
+
+        self.W1_ = draw(self.hidden_size, n_features)
+        self.b1_ = np.zeros(self.hidden_size, self.dtype)
+        self.W2_ = draw(self.n_classes, self.hidden_size)
+        self.b2_ = np.zeros(self.n_classes, self.dtype)
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray) -> float:
+        X = self._input(X)
+        W1, b1, W2, b2 = self.W1_, self.b1_, self.W2_, self.b2_
+        K, H, dt = self.chunk_size, self.hidden_size, self.dtype
+        x_chunk = np.empty((K, X.shape[1]), dt)
+        z_chunk = np.empty((K, H), dt)      # hidden pre-activations, first layer as at chunk start
+        gram_chunk = np.empty((K, K), dt)
+        delta_chunk = np.empty((K, H), dt)  # row j: -lr * dLoss/dz for example j
+        pending, h, active = np.empty(H, dt), np.empty(H, dt), np.empty(H, bool)
+        out = np.empty(self.n_classes, dt)
+        update_W1, update_W2 = np.empty_like(W1), np.empty_like(W2)
+        labels = y[order].tolist()
+        neg_lr, loss_sum = -self.lr, 0.0
+
+        for start in range(0, len(order), K):
+            idx = order[start:start + K]
+            k = len(idx)
+            xc, z, delta = x_chunk[:k], z_chunk[:k], delta_chunk[:k]
+            gram = gram_chunk[:k, :k]
+            np.take(X, idx, axis=0, out=xc)
+            np.matmul(xc, W1.T, out=z)
+            z += b1
+            np.matmul(xc, xc.T, out=gram)
+            gram += 1                       # b1 is a weight on a constant input of 1
+
+            for j, t in enumerate(labels[start:start + k]):
+                zj = z[j]
+                if j:  # the chunk's earlier first-layer updates, applied to this example only
+                    np.dot(gram[j, :j], delta[:j], out=pending)
+                    zj += pending
+                np.maximum(zj, 0, out=h)
+                np.dot(W2, h, out=out)
+                out += b2
+                step, loss = _softmax_step(out.tolist(), t, neg_lr)
+                loss_sum += loss
+                out[:] = step               # out = -lr * dLoss/dlogits
+                dj = delta[j]
+                np.dot(out, W2, out=dj)     # backpropagate through W2 before updating it
+                np.greater(zj, 0, out=active)
+                dj *= active
+                np.outer(out, h, out=update_W2)
+                W2 += update_W2
+                b2 += out
+
+            np.matmul(delta.T, xc, out=update_W1)
+            W1 += update_W1
+            b1 += delta.sum(axis=0)
+        return loss_sum / len(order)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        hidden = np.maximum(self._input(X) @ self.W1_.T + self.b1_, 0)
+        return hidden @ self.W2_.T + self.b2_
+
+    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean cross-entropy of the current weights on ``(X, y)``."""
+        return _cross_entropy(self.decision_function(X), np.asarray(y))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"W1": self.W1_, "b1": self.b1_, "W2": self.W2_, "b2": self.b2_}
+
+
+def _softmax_step(scores: list[float], target: int, scale: float) -> tuple[list[float], float]:
+    """``scale * (softmax(scores) - onehot(target))`` and the cross-entropy, for one example.
+
+    In Python floats: for a handful of classes they beat a chain of tiny NumPy calls by several
+    microseconds an example, which is most of the per-example cost of logistic regression.
+    """
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]   # shifted by the max, so exp cannot overflow
+    total = sum(exps)
+    k = scale / total
+    step = [e * k for e in exps]
+    step[target] -= scale
+    return step, math.log(total) - (scores[target] - top)
+
+
+def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    return float(np.mean(log_norm - shifted[np.arange(len(y)), y]))
+
+
+MODELS: dict[str, type[NumpyClassifier]] = {
+    "perceptron": Perceptron,
+    "logistic_regression": LogisticRegression,
+    "mlp": MLP,
+}
+
+
+def from_params(cfg: Mapping[str, Any]) -> NumpyClassifier:
+    """The model a validated ``q1.<run>`` section describes (see hw1.params.validate_run)."""
+    return MODELS[cfg["model"]](**{k: v for k, v in cfg.items() if k != "model"})
