@@ -1,0 +1,78 @@
+"""End to end with the real `dvc`: the Question 2 stages, param changes and a queued sweep.
+
+Commands name their targets (`train q2`) so that these tests exercise the PyTorch stages alone,
+whatever state the other questions' stages are in.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import torch
+
+from hw1.torch_models import build_model
+
+Q2_RUNS = ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3", "ffn_bs1024", "ffn_lr1",
+           "ffn_lr1e-2", "ffn_lr1e-3", "ffn_bs256_e150", "ffn_bs256_e150_l2",
+           "ffn_bs256_e150_dropout"]
+TORCH_STAGES = ["train"] + [f"q2@{run}" for run in Q2_RUNS]
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
+    first = dvc_repo.run("repro", "train", "q2")
+    assert stages_run(first.stdout) == {"fetch", "prepare", *TORCH_STAGES}
+    for name in ["train"] + [f"q2/{run}" for run in Q2_RUNS]:
+        metrics = json.loads((dvc_repo.path / f"metrics/{name}.json").read_text())
+        assert metrics["epochs"] == 2 and metrics["data_source"] == "synthetic (not OctMNIST)"
+        assert (dvc_repo.path / f"plots/{name}.csv").read_text().count("\n") == 3
+    params = dvc_repo.params()
+    state = torch.load(dvc_repo.path / "models/q2/ffn_bs256_e150_dropout.pt", weights_only=True)
+    build_model(params["q2"]["ffn_bs256_e150_dropout"], seed=0).load_state_dict(state)
+
+    assert stages_run(dvc_repo.run("repro", "train", "q2").stdout) == set()
+    dvc_repo.commit("baseline")
+
+    # the run you iterate on: only `train` re-runs, none of the report's other runs
+    train_lr = dvc_repo.run("exp", "run", "-S", "train.lr=0.001", "train", "q2")
+    assert stages_run(train_lr.stdout) == {"train"}
+    assert dvc_repo.params()["train"]["lr"] == 0.001
+
+    # one report run: only its own stage re-runs
+    before = (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text()
+    one_run = dvc_repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=0.5", "train", "q2")
+    assert stages_run(one_run.stdout) == {"q2@ffn_lr1"}
+    assert dvc_repo.params()["q2"]["ffn_lr1"]["lr"] == 0.5
+    assert (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text() != before
+
+
+def wait_for_queue(dvc_repo, timeout: float = 150.0) -> str:
+    """`dvc queue start` returns at once; poll `dvc queue status` until nothing is pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = dvc_repo.run("queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
+
+
+def test_queued_learning_rate_sweep_runs_and_shows_in_exp_show(dvc_repo):
+    queued = dvc_repo.run("exp", "run", "--queue", "-S", "train.lr=1,0.1", "train")
+    assert queued.stdout.count("Queued experiment") == 2
+    dvc_repo.run("queue", "start")
+    status = wait_for_queue(dvc_repo)
+    assert status.count("Success") == 2, status
+
+    shown = dvc_repo.run("exp", "show", "--csv", "--only-changed").stdout
+    header, *rows = shown.strip().splitlines()
+    columns = header.split(",")
+    assert "train.lr" in columns and "val_acc" in columns
+    experiments = [dict(zip(columns, row.split(","))) for row in rows]
+    swept = {float(e["train.lr"]): e for e in experiments if e["Experiment"]}
+    assert set(swept) == {1.0, 0.1}
+    assert all(0 <= float(e["val_acc"]) <= 1 for e in swept.values())

@@ -1,0 +1,292 @@
+"""Question 2's PyTorch models, training loop and stage entry point, on tiny data."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from hw1.params import ParamsError
+from hw1.splits import Splits, save_prepared
+from hw1.torch_models import (FeedforwardNetwork, LogisticRegression, build_model,
+                              parameter_count)
+from hw1.torch_training import (EpochBatches, available_cores, cpu_threads, evaluate, fit,
+                                threads_for)
+from stages import train_torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+FFN = {"model": "feedforward", "epochs": 3, "lr": 0.1, "batch_size": 8, "hidden_size": 16,
+       "layers": 2, "dropout": 0.0, "activation": "relu", "l2_decay": 0.0,
+       "optimizer": "sgd", "device": "cpu"}
+LOGREG = {"model": "logistic_regression", "epochs": 3, "lr": 0.1, "batch_size": 8,
+          "l2_decay": 0.0, "optimizer": "sgd", "device": "cpu"}
+
+
+def tiny_splits(n_train: int = 96, seed: int = 0) -> Splits:
+    """A small learnable 4-class problem: the class is the brightest of four pixel blocks."""
+    rng = np.random.default_rng(seed)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, size=n)
+        x = rng.uniform(0, 0.5, size=(n, 784)).astype(np.float32)
+        for c in range(4):
+            x[y == c, c * 196:(c + 1) * 196] += 0.5
+        return x, y.astype(np.int64)
+
+    return Splits(*split(n_train), *split(40), *split(40), dataset="tiny (test)", md5="0" * 32,
+                  test_distribution="train")
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def train(cfg: dict, seed: int = 1, splits: Splits | None = None):
+    model = build_model(cfg, seed)
+    result = fit(model, splits or tiny_splits(), cfg, seed)
+    return model, result
+
+
+# ------------------------------------------------------------------------------------ models
+
+def test_logistic_regression_maps_784_features_to_4_logits():
+    model = LogisticRegression()
+    assert parameter_count(model) == 784 * 4 + 4
+    assert model(torch.zeros(5, 784)).shape == (5, 4)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_feedforward_shapes_and_parameter_count(layers):
+    hidden = 200
+    model = FeedforwardNetwork(hidden_size=hidden, layers=layers, activation="tanh")
+    expected = (784 * hidden + hidden) + (layers - 1) * (hidden * hidden + hidden) + hidden * 4 + 4
+    assert parameter_count(model) == expected
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == \
+        [(784, hidden)] + [(hidden, hidden)] * (layers - 1) + [(hidden, 4)]
+    assert sum(isinstance(m, nn.Tanh) for m in model.modules()) == layers
+    assert model(torch.zeros(3, 784)).shape == (3, 4)
+
+
+def test_table3_network_has_the_reports_size():
+    model = build_model({**FFN, "hidden_size": 200, "layers": 2}, seed=0)
+    assert parameter_count(model) == 784 * 200 + 200 + 200 * 200 + 200 + 200 * 4 + 4 == 198_004
+
+
+def test_dropout_follows_each_hidden_activation_and_is_inactive_in_eval():
+    with_dropout = build_model({**FFN, "dropout": 0.5}, seed=3)
+    without = build_model(FFN, seed=3)
+    names = [name for name, _ in with_dropout.layers.named_children()]
+    assert names == ["hidden1", "relu1", "dropout1", "hidden2", "relu2", "dropout2", "output"]
+    # same seed and parameter names: dropout adds no parameters, so the weights coincide
+    assert same_weights(weights(with_dropout), weights(without))
+    x = torch.rand(32, 784)
+    with_dropout.eval()
+    assert torch.equal(with_dropout(x), without(x))
+    with_dropout.train()
+    assert not torch.equal(with_dropout(x), without(x))
+
+
+def test_build_model_is_seeded_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b, c = build_model(FFN, 7), build_model(FFN, 7), build_model(FFN, 8)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert same_weights(weights(a), weights(b))
+    assert not same_weights(weights(a), weights(c))
+
+
+# -------------------------------------------------------------------------------- training
+
+def test_epoch_batches_cover_the_set_once_in_a_seeded_order():
+    x = torch.arange(20, dtype=torch.float32).reshape(20, 1)
+    y = torch.arange(20)
+    batches = EpochBatches(x, y, batch_size=8, seed=5)
+    first = list(batches)
+    assert len(batches) == 3 and [len(yb) for _, yb in first] == [8, 8, 4]
+    order = torch.cat([yb for _, yb in first])
+    assert sorted(order.tolist()) == list(range(20))
+    assert all(torch.equal(xb[:, 0].long(), yb) for xb, yb in first)   # pairs stay together
+    again = torch.cat([yb for _, yb in EpochBatches(x, y, 8, seed=5)])
+    assert torch.equal(order, again)
+    second_epoch = torch.cat([yb for _, yb in batches])
+    assert not torch.equal(order, second_epoch)
+
+
+def test_loss_decreases_on_a_learnable_set():
+    for cfg in (LOGREG, FFN):
+        _, result = train({**cfg, "epochs": 5})
+        losses = [row["train_loss"] for row in result.history]
+        assert losses[-1] < losses[0] * 0.8, (cfg["model"], losses)
+        assert result.history[-1]["val_acc"] > 0.5
+
+
+def test_history_has_one_row_per_epoch_with_the_plot_columns():
+    _, result = train(FFN)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert list(result.history[0]) == ["epoch", "train_loss", "val_loss", "train_acc",
+                                       "val_acc"]
+    assert all(0 <= row["val_acc"] <= 1 and row["val_loss"] > 0 for row in result.history)
+    assert 0 <= result.test_acc <= 1 and result.train_seconds > 0 and result.device == "cpu"
+
+
+def test_training_is_deterministic_on_cpu():
+    cfg = {**FFN, "dropout": 0.3}
+    model_a, a = train(cfg, seed=11)
+    model_b, b = train(cfg, seed=11)
+    model_c, c = train(cfg, seed=12)
+    assert a.history == b.history and a.test_acc == b.test_acc
+    assert same_weights(weights(model_a), weights(model_b))
+    assert a.history != c.history
+
+
+def test_weight_decay_changes_training():
+    plain, _ = train(FFN)
+    decayed, _ = train({**FFN, "l2_decay": 0.01})
+    assert not same_weights(weights(plain), weights(decayed))
+    # decay pulls the weights toward zero
+    norm = lambda m: sum(float(p.detach().norm()) for p in m.parameters())  # noqa: E731
+    assert norm(decayed) < norm(plain)
+
+
+def test_dropout_changes_training():
+    plain, a = train(FFN)
+    dropped, b = train({**FFN, "dropout": 0.5})
+    assert not same_weights(weights(plain), weights(dropped))
+    assert a.history != b.history
+
+
+def test_adam_trains_too():
+    _, result = train({**FFN, "optimizer": "adam", "lr": 0.001, "epochs": 5})
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_fit_restores_thread_count_and_global_rng():
+    threads, state = torch.get_num_threads(), torch.get_rng_state()
+    train({**FFN, "dropout": 0.5})
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_thread_count_is_one_for_small_batches_and_all_cores_for_large():
+    assert threads_for(1) == threads_for(8) == 1
+    assert threads_for(16) == threads_for(256) == available_cores()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+
+
+def test_evaluate_uses_eval_mode_and_restores_training_mode():
+    model = build_model({**FFN, "dropout": 0.9}, seed=0)
+    data = tiny_splits()
+    x, y = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
+    model.train()
+    # with dropout 0.9 active, two passes (in different batches) would disagree
+    (loss, acc), (loss_again, acc_again) = evaluate(model, x, y), evaluate(model, x, y, 7)
+    assert loss == pytest.approx(loss_again, rel=1e-6) and acc == acc_again
+    assert model.training
+
+
+# --------------------------------------------------------------------------------- stage
+
+def write_project(root: Path, cfg: dict, data: bool = True) -> None:
+    """params.yaml with `train` and `q2.tiny` set to ``cfg``, and the prepared file."""
+    params = {"seed": 42, "train": dict(cfg), "q2": {"tiny": dict(cfg)}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if data:
+        save_prepared(root / "data/prepared/octmnist.npz", tiny_splits())
+
+
+def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
+    write_project(tmp_path, FFN)
+    monkeypatch.chdir(tmp_path)
+    train_torch.main(["q2.tiny"])
+
+    metrics = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["data_source"] == "tiny (test)"
+    assert set(metrics) >= {"train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch",
+                            "train_seconds"}
+    rows = (tmp_path / "plots/q2/tiny.csv").read_text().splitlines()
+    assert rows[0] == "epoch,train_loss,val_loss,train_acc,val_acc" and len(rows) == 4
+    state = torch.load(tmp_path / "models/q2/tiny.pt", weights_only=True)
+    model = build_model(FFN, seed=0)
+    model.load_state_dict(state)
+    data = tiny_splits()
+    _, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
+    assert test_acc == pytest.approx(metrics["test_acc"], abs=1e-6)
+
+    # same params and seed: identical metrics (all but the wall time)
+    first = {k: v for k, v in metrics.items() if k != "train_seconds"}
+    first_plot = (tmp_path / "plots/q2/tiny.csv").read_text()
+    train_torch.main(["q2.tiny"])
+    again = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
+    assert {k: v for k, v in again.items() if k != "train_seconds"} == first
+    assert (tmp_path / "plots/q2/tiny.csv").read_text() == first_plot
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model", "svm", "train.model is 'svm'; expected one of: logistic_regression, feedforward"),
+    ("activation", "sigmoid", "train.activation must be one of: relu, tanh, got 'sigmoid'"),
+    ("optimizer", "rmsprop", "train.optimizer must be one of: sgd, adam, got 'rmsprop'"),
+    ("lr", 0, "train.lr must be a number > 0, got 0"),
+    ("lr", -0.1, "train.lr must be a number > 0, got -0.1"),
+    ("batch_size", 0, "train.batch_size must be an integer >= 1, got 0"),
+    ("dropout", 1.0, "train.dropout must be a number in [0, 1), got 1.0"),
+    ("dropout", -0.1, "train.dropout must be a number in [0, 1), got -0.1"),
+    ("epochs", 0, "train.epochs must be an integer >= 1, got 0"),
+])
+def test_bad_params_fail_before_reading_data(tmp_path, monkeypatch, key, value, message):
+    # no prepared file: had the stage read data first, it would fail with FileNotFoundError
+    write_project(tmp_path, {**FFN, key: value}, data=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamsError) as err:
+        train_torch.main(["train"])
+    assert message in str(err.value)
+
+
+def test_cuda_device_without_cuda_fails_naming_the_key(tmp_path, monkeypatch):
+    write_project(tmp_path, {**FFN, "device": "cuda"}, data=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParamsError, match=r"q2\.tiny\.device: .*CUDA is not available"):
+        train_torch.main(["q2.tiny"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "usage: python -m stages.train_torch train | q2.<name>"),
+    (["q1.tiny"], "unknown run 'q1.tiny'"),
+    (["q2.missing"], "params key 'q2.missing' not found in params.yaml"),
+])
+def test_bad_run_names_are_rejected(tmp_path, monkeypatch, argv, message):
+    write_project(tmp_path, FFN, data=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("|", r"\|")):
+        train_torch.main(argv)
+
+
+def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
+    write_project(tmp_path, {**FFN, "lr": 0}, data=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "stages.train_torch", "train"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "train_torch failed: train.lr must be a number > 0, got 0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_stage_without_prepared_data_says_how_to_make_it(tmp_path, monkeypatch):
+    write_project(tmp_path, FFN, data=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+        train_torch.main(["train"])
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
