@@ -32,7 +32,7 @@ from hw1.progress import EpochProgress
 from hw1.splits import Splits
 
 EVAL_BATCH = 8192  # evaluation batch: large enough to be matmul-bound, small in memory
-MIN_BATCH_FOR_ALL_CORES = 16  # smaller batches train on one thread (threads_for)
+MIN_BATCH_FOR_ALL_CORES = 128  # smaller batches train on one thread (threads_for)
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,16 @@ def available_cores() -> int:
 def threads_for(batch_size: int) -> int:
     """CPU threads for a training step at ``batch_size``.
 
-    Below a few rows, a step's matrix products are too small to split: waking a second thread
-    costs more than it saves. From batch 16 up, splitting the 784 x hidden products pays: on
-    the 2-core development machine, idle, two threads took a batch-16 step in about 450 us
-    against 540 us on one (``benchmarks/bench_torch.py``).
+    A second thread pays only while it has a core of its own: every operator ends at an OpenMP
+    barrier, so when another process preempts one thread the step waits for it. On the 2-core
+    development machine (``benchmarks/bench_torch.py``; torch 2.13, MKL, GNU OpenMP):
+    at batch 16 a step took about 450 us on two threads against 540 us on one when idle, but
+    0.9 to 80 ms on two threads against 470 to 500 us on one while another training process
+    ran; at batch 256 an epoch took 0.50 s on two threads against 0.79 s on one when nearly
+    idle, but 5 to 50 s on two threads under that load. So batches below 128, where a second
+    thread gains little, train on one thread; larger ones use all cores and need the machine
+    to themselves. The count depends on the batch size only, never on the load, so a run's
+    arithmetic (and its results) do not depend on what else the machine is doing.
     """
     return 1 if batch_size < MIN_BATCH_FOR_ALL_CORES else available_cores()
 
@@ -101,9 +107,11 @@ def child_seeds(seed: int, n: int) -> list[int]:
 def make_optimizer(model: nn.Module, name: str, lr: float,
                    l2_decay: float) -> torch.optim.Optimizer:
     """SGD or Adam with L2 regularization as the optimizer's weight decay."""
-    # foreach: one kernel call per step for all parameters instead of one per tensor
+    # SGD keeps torch's CPU default, the per-tensor loop: on the CPU foreach=True runs the
+    # same per-tensor kernels after grouping the tensors, and took 114 us per batch-16 step
+    # against 100 us (fused=True: 110 us).
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=l2_decay, foreach=True)
+        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=l2_decay)
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=l2_decay, foreach=True)
     raise ValueError(f"unknown optimizer {name!r}; expected sgd or adam")

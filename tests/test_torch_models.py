@@ -180,8 +180,8 @@ def test_fit_restores_thread_count_and_global_rng():
 
 
 def test_thread_count_is_one_for_small_batches_and_all_cores_for_large():
-    assert threads_for(1) == threads_for(8) == 1
-    assert threads_for(16) == threads_for(256) == available_cores()
+    assert threads_for(1) == threads_for(16) == threads_for(64) == 1
+    assert threads_for(256) == threads_for(1024) == available_cores()
     with cpu_threads(1):
         assert torch.get_num_threads() == 1
 
