@@ -56,7 +56,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Cores this process may use, capped by torch's own setting (``OMP_NUM_THREADS``), so a
+    user running several trainings side by side can give each one thread."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, torch.get_num_threads()))
 
 
 def threads_for(batch_size: int) -> int:

@@ -1,4 +1,5 @@
-"""End to end with the real `dvc`: the Question 2 stages, param changes and a queued sweep.
+"""End to end with the real `dvc`: the Question 2 stages and param changes (the queued sweep is
+in test_review.py, on top of the whole pipeline).
 
 Commands name their targets (`train q2`) so that these tests exercise the PyTorch stages alone,
 whatever state the other questions' stages are in.
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import torch
 
@@ -48,31 +48,3 @@ def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
     assert stages_run(one_run.stdout) == {"q2@ffn_lr1"}
     assert dvc_repo.params()["q2"]["ffn_lr1"]["lr"] == 0.5
     assert (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text() != before
-
-
-def wait_for_queue(dvc_repo, timeout: float = 150.0) -> str:
-    """`dvc queue start` returns at once; poll `dvc queue status` until nothing is pending."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = dvc_repo.run("queue", "status").stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            return status
-        time.sleep(2)
-    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
-
-
-def test_queued_learning_rate_sweep_runs_and_shows_in_exp_show(dvc_repo):
-    queued = dvc_repo.run("exp", "run", "--queue", "-S", "train.lr=1,0.1", "train")
-    assert queued.stdout.count("Queued experiment") == 2
-    dvc_repo.run("queue", "start")
-    status = wait_for_queue(dvc_repo)
-    assert status.count("Success") == 2, status
-
-    shown = dvc_repo.run("exp", "show", "--csv", "--only-changed").stdout
-    header, *rows = shown.strip().splitlines()
-    columns = header.split(",")
-    assert "train.lr" in columns and "val_acc" in columns
-    experiments = [dict(zip(columns, row.split(","))) for row in rows]
-    swept = {float(e["train.lr"]): e for e in experiments if e["Experiment"]}
-    assert set(swept) == {1.0, 0.1}
-    assert all(0 <= float(e["val_acc"]) <= 1 for e in swept.values())

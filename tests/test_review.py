@@ -1,15 +1,21 @@
 """End to end with the real `dvc`: the whole pipeline, then one changed param as a reviewer
-sees it (`dvc metrics diff`, `dvc params diff`, `dvc plots diff`, the regenerated tables)."""
+sees it (`dvc metrics diff`, `dvc params diff`, `dvc plots diff`, the regenerated tables), then
+a queued sweep as `dvc exp show` lists it."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import re
+import time
 
 FIGURES = ["fig01_perceptron", "fig02_logreg_lr1e-2", "fig03_logreg_lr1e-3",
            "fig04_mlp_accuracy", "fig05_mlp_loss", "fig06_mlp_loss_log", "fig07_logreg_torch",
            "fig08_batch_size", "fig09_learning_rate", "fig10_regularization", "fig11_boolean"]
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def _table(repo, number: int) -> dict[str, dict[str, str]]:
@@ -18,7 +24,7 @@ def _table(repo, number: int) -> dict[str, dict[str, str]]:
     return {row["run"]: row for row in rows}
 
 
-def test_whole_pipeline_then_one_param_change_shows_only_that_run(dvc_repo):
+def test_review_workflow_on_the_whole_pipeline(dvc_repo):
     dvc_repo.run("repro")
     for name in FIGURES:
         assert (dvc_repo.path / f"reports/figures/{name}.png").stat().st_size > 10_000
@@ -29,35 +35,62 @@ def test_whole_pipeline_then_one_param_change_shows_only_that_run(dvc_repo):
     assert json.loads((dvc_repo.path / "metrics/boolean.json").read_text())["failures"] == 0
     assert "Running stage" not in dvc_repo.run("repro").stdout
     dvc_repo.commit("baseline")
-    table5_before = _table(dvc_repo, 5)
+    table1_before = _table(dvc_repo, 1)
 
-    changed = dvc_repo.run("exp", "run", "-S", "q2.ffn_lr1e-2.lr=0.05")
-    assert set(re.findall(r"Running stage '([^']+)'", changed.stdout)) == {
-        "q2@ffn_lr1e-2", "figures", "tables"}
+    changed = dvc_repo.run("exp", "run", "-S", "q1.logreg_lr1e-3.lr=0.1")
+    assert stages_run(changed.stdout) == {"q1@logreg_lr1e-3", "figures", "tables"}
 
+    # metrics diff: the changed run's headline numbers, nothing of any other run
     diff = json.loads(dvc_repo.run("metrics", "diff", "main", "--json").stdout)
-    # the changed run's own file (its time always moves) and, if its accuracies moved at this
-    # tiny scale, its keys in the summary: nothing of any other run
-    assert "metrics/q2/ffn_lr1e-2.json" in diff
-    assert "train_seconds" in diff["metrics/q2/ffn_lr1e-2.json"]
-    assert set(diff) <= {"metrics/q2/ffn_lr1e-2.json", "metrics/summary.json"}
-    assert {key.split(".")[0] for key in diff.get("metrics/summary.json", {})} <= {
-        "q2_ffn_lr1e-2"}
+    assert list(diff) == ["metrics/summary.json"]
+    assert {key.split(".")[0] for key in diff["metrics/summary.json"]} == {"q1_logreg_lr1e-3"}
 
     params = json.loads(dvc_repo.run("params", "diff", "main", "--json").stdout)
-    assert list(params["params.yaml"]) == ["q2.ffn_lr1e-2.lr"]
-    assert params["params.yaml"]["q2.ffn_lr1e-2.lr"]["new"] == 0.05
+    assert list(params["params.yaml"]) == ["q1.logreg_lr1e-3.lr"]
+    assert params["params.yaml"]["q1.logreg_lr1e-3.lr"]["new"] == 0.1
 
-    table5 = _table(dvc_repo, 5)
-    row = table5["q2/ffn_lr1e-2"]
-    assert "lr=0.05" in row["params"]
-    assert "0.05" in row["note"] and "0.01" in row["note"]   # says it differs from the report
-    assert row != table5_before["q2/ffn_lr1e-2"]
-    for run, before in table5_before.items():   # other rows: same numbers (the bold may move)
-        if run != "q2/ffn_lr1e-2":
-            assert {k: v for k, v in table5[run].items() if k != "best_reproduced"} == \
+    table1 = _table(dvc_repo, 1)
+    row = table1["q1/logreg_lr1e-3"]
+    assert "lr=0.1" in row["params"]
+    assert "lr=0.1 (report: 0.001)" in row["note"]   # says it differs from the report
+    assert row["test_acc_reproduced"] != table1_before["q1/logreg_lr1e-3"]["test_acc_reproduced"]
+    for run, before in table1_before.items():   # other rows: same numbers (the bold may move)
+        if run != "q1/logreg_lr1e-3":
+            assert {k: v for k, v in table1[run].items() if k != "best_reproduced"} == \
                 {k: v for k, v in before.items() if k != "best_reproduced"}
 
     plots = dvc_repo.run("plots", "diff", "main", "--targets", "network_lr_val_acc", "--json")
     rendered = json.loads(plots.stdout)
     assert "network_lr_val_acc" in json.dumps(rendered)
+
+    # a queued sweep on top: each experiment re-runs `train` and the report stages only, and
+    # `dvc exp show` lists the swept param beside its headline numbers
+    dvc_repo.commit("q1 change")
+    queued = dvc_repo.run("exp", "run", "--queue", "-S", "train.lr=1,0.01")
+    assert queued.stdout.count("Queued experiment") == 2
+    dvc_repo.run("queue", "start")
+    status = wait_for_queue(dvc_repo)
+    assert status.count("Success") == 2, status
+    for name in re.findall(r"Queued experiment '([^']+)'", queued.stdout):
+        log = dvc_repo.run("queue", "logs", name).stdout
+        assert stages_run(log) == {"train", "figures", "tables"}, log
+
+    shown = dvc_repo.run("exp", "show", "--csv").stdout
+    header, *rows = shown.strip().splitlines()
+    columns = header.split(",")
+    assert {"train.lr", "train.val", "train.test"} <= set(columns)
+    experiments = [dict(zip(columns, line.split(","))) for line in rows]
+    swept = {float(e["train.lr"]): e for e in experiments if e["Experiment"]}
+    assert set(swept) == {1.0, 0.01}
+    assert all(0 <= float(e["train.val"]) <= 1 for e in swept.values())
+
+
+def wait_for_queue(dvc_repo, timeout: float = 300.0) -> str:
+    """`dvc queue start` returns at once; poll `dvc queue status` until nothing is pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = dvc_repo.run("queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
