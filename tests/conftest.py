@@ -75,6 +75,9 @@ def dvc_repo(tmp_path: Path) -> DvcRepo:
             shutil.copy2(src, dst)
     repo = DvcRepo(root)
     repo.run("git", "init", "-q", "-b", "main")
+    # an identity of its own: `dvc exp` commits too, with no regard for the variables above
+    repo.run("git", "config", "user.name", GIT_ENV["GIT_AUTHOR_NAME"])
+    repo.run("git", "config", "user.email", GIT_ENV["GIT_AUTHOR_EMAIL"])
     repo.write_params(small_params(repo.params()))
     repo.commit("project under test")
     return repo

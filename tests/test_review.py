@@ -59,9 +59,14 @@ def test_review_workflow_on_the_whole_pipeline(dvc_repo):
             assert {k: v for k, v in table1[run].items() if k != "best_reproduced"} == \
                 {k: v for k, v in before.items() if k != "best_reproduced"}
 
-    plots = dvc_repo.run("plots", "diff", "main", "--targets", "network_lr_val_acc", "--json")
-    rendered = json.loads(plots.stdout)
-    assert "network_lr_val_acc" in json.dumps(rendered)
+    # what the pull-request workflow runs: a Vega-Lite spec per overlay, and the HTML page
+    vega = json.loads(dvc_repo.run("plots", "diff", "main", "--show-vega", "--targets",
+                                   "q1_logreg_lr_val_acc").stdout)
+    assert "vega-lite" in vega["$schema"]
+    revisions = {row["rev"] for row in vega["data"]["values"]}
+    assert revisions == {"main", "workspace"}
+    dvc_repo.run("plots", "diff", "main", "--out", "dvc_plots")
+    assert "q1_logreg_lr_val_acc" in (dvc_repo.path / "dvc_plots/index.html").read_text()
 
     # a queued sweep on top: each experiment re-runs `train` and the report stages only, and
     # `dvc exp show` lists the swept param beside its headline numbers
