@@ -49,8 +49,9 @@ def forward_flops(hidden: int = 200, layers: int = 2) -> int:
     return sum(2 * a * b for a, b in zip(widths, widths[1:]))
 
 
-def project_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    model = build_model(TABLE3, seed=0)
+def project_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                  hidden_size: int = TABLE3["hidden_size"]) -> float:
+    model = build_model({**TABLE3, "hidden_size": hidden_size}, seed=0)
     optimizer = make_optimizer(model, "sgd", LR, 0.0)
     batches = EpochBatches(x, y, batch_size, seed=0)
     with cpu_threads(threads_for(batch_size)):
@@ -125,13 +126,7 @@ def kernel_floor_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> flo
 
 def framework_floor_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
     """The project loop with an 8-unit network: the per-step cost of the framework alone."""
-    model = build_model({**TABLE3, "hidden_size": 8}, seed=0)
-    optimizer = make_optimizer(model, "sgd", LR, 0.0)
-    batches = EpochBatches(x, y, batch_size, seed=0)
-    with cpu_threads(threads_for(batch_size)):
-        start = time.perf_counter()
-        float(train_epoch(model, optimizer, batches))
-        return time.perf_counter() - start
+    return project_epoch(x, y, batch_size, hidden_size=8)
 
 
 def matmul_gflops(threads: int, n: int = 4096, repeats: int = 5) -> float:
