@@ -51,8 +51,8 @@ def forward_flops(hidden: int = 200, layers: int = 2) -> int:
 
 def steady_epoch(epoch: Callable[[], object]) -> float:
     """Seconds of the second of two epochs. The first pays one-time costs that a run of 20 to
-    150 epochs pays once: page faults on the 300 MB shuffle buffer (~200 per batch-256 step),
-    thread start-up, the allocator's first growth."""
+    150 epochs pays once, chiefly page faults on the 300 MB shuffle buffer (measured: ~200 per
+    batch-256 step in the first epoch, next to none after)."""
     epoch()
     return _timed(epoch)
 
