@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hw1.outputs import atomic_path, save_npz
+from hw1.params import Rule, Rules, number, one_of
 from hw1.splits import Splits, save_prepared
 
 SPLITS = ("train", "val", "test")
@@ -32,6 +33,18 @@ TRAIN_MIX = (0.3445, 0.1058, 0.0790, 0.4707)
 # The report's test subset: the first images of each class in file order, class mix like train.
 REPORT_TEST_COUNTS = (182, 55, 42, 250)
 OFFLINE_HINT = "To run offline on the synthetic stand-in: dvc exp run -S data.source=synthetic"
+
+
+SOURCES = ("medmnist", "file", "synthetic")
+TEST_DISTRIBUTIONS = ("train", "balanced")
+# The `data` section of params.yaml.
+DATA_RULES: Rules = {
+    "source": one_of(*SOURCES),
+    "path": Rule(lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+                 "null or the path of a MedMNIST-layout .npz"),
+    "test_distribution": one_of(*TEST_DISTRIBUTIONS),
+    "synthetic": {"scale": number(0, 1, above=True)},
+}
 
 
 class DataError(RuntimeError):

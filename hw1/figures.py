@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hw1.outputs import atomic_path
-from hw1.tables import data_note, format_params, run_params, split_params, stage_name
+from hw1.runs import RunId, data_note, format_params, run_params, split_params
 
 FIGURES_DIR = Path("reports/figures")
 
@@ -31,7 +31,7 @@ class FiguresError(RuntimeError):
 @dataclass(frozen=True)
 class Panel:
     """One axes: a run and what of it to draw (see ``_KINDS``)."""
-    run: str
+    run: RunId
     kind: str
     title: str
 
@@ -57,57 +57,58 @@ _LEGEND = {"train_acc": "training", "val_acc": "validation", "train_loss": "trai
            "val_loss": "validation"}
 _COLORS = {"train_acc": "C0", "val_acc": "C1", "train_loss": "C0", "val_loss": "C1"}
 
+_run = RunId.parse
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(1, "fig01_perceptron.png", "Accuracy per epoch, perceptron",
-               (Panel("q1/perceptron", "accuracy", "Perceptron (NumPy)"),)),
+               (Panel(_run("q1/perceptron"), "accuracy", "Perceptron (NumPy)"),)),
     FigureSpec(2, "fig02_logreg_lr1e-2.png", "Accuracy per epoch, logistic regression",
-               (Panel("q1/logreg_lr1e-2", "accuracy", "Logistic regression (NumPy)"),)),
+               (Panel(_run("q1/logreg_lr1e-2"), "accuracy", "Logistic regression (NumPy)"),)),
     FigureSpec(3, "fig03_logreg_lr1e-3.png", "Accuracy per epoch, logistic regression",
-               (Panel("q1/logreg_lr1e-3", "accuracy", "Logistic regression (NumPy)"),)),
+               (Panel(_run("q1/logreg_lr1e-3"), "accuracy", "Logistic regression (NumPy)"),)),
     FigureSpec(4, "fig04_mlp_accuracy.png", "Accuracy per epoch, MLP",
-               (Panel("q1/mlp", "accuracy", "MLP (NumPy)"),)),
+               (Panel(_run("q1/mlp"), "accuracy", "MLP (NumPy)"),)),
     FigureSpec(5, "fig05_mlp_loss.png", "Cross-entropy loss per epoch, MLP",
-               (Panel("q1/mlp", "loss", "MLP (NumPy)"),)),
+               (Panel(_run("q1/mlp"), "loss", "MLP (NumPy)"),)),
     FigureSpec(6, "fig06_mlp_loss_log.png", "Figure 5 in logarithmic scale",
-               (Panel("q1/mlp", "loss_log", "MLP (NumPy)"),)),
+               (Panel(_run("q1/mlp"), "loss_log", "MLP (NumPy)"),)),
     FigureSpec(7, "fig07_logreg_torch.png",
                "Logistic regression (PyTorch): training-validation loss and validation accuracy",
-               (Panel("q2/logreg_lr1e-2", "loss", "Loss"),
-                Panel("q2/logreg_lr1e-2", "val_accuracy", "Validation accuracy"))),
+               (Panel(_run("q2/logreg_lr1e-2"), "loss", "Loss"),
+                Panel(_run("q2/logreg_lr1e-2"), "val_accuracy", "Validation accuracy"))),
     FigureSpec(8, "fig08_batch_size.png", "Training-validation loss, batch size 16 vs 1024",
-               (Panel("train", "loss", "Feed-forward network"),
-                Panel("q2/ffn_bs1024", "loss", "Feed-forward network"))),
+               (Panel(_run("train"), "loss", "Feed-forward network"),
+                Panel(_run("q2/ffn_bs1024"), "loss", "Feed-forward network"))),
     FigureSpec(9, "fig09_learning_rate.png", "Training-validation loss, learning rate 0.1 vs 1",
-               (Panel("train", "loss", "Feed-forward network"),
-                Panel("q2/ffn_lr1", "loss", "Feed-forward network"))),
+               (Panel(_run("train"), "loss", "Feed-forward network"),
+                Panel(_run("q2/ffn_lr1"), "loss", "Feed-forward network"))),
     FigureSpec(10, "fig10_regularization.png",
                "Training-validation loss, without regularization vs dropout",
-               (Panel("q2/ffn_bs256_e150", "loss", "Feed-forward network"),
-                Panel("q2/ffn_bs256_e150_dropout", "loss", "Feed-forward network"))),
+               (Panel(_run("q2/ffn_bs256_e150"), "loss", "Feed-forward network"),
+                Panel(_run("q2/ffn_bs256_e150_dropout"), "loss", "Feed-forward network"))),
 )
 
 
-def read_curves(run: str, plots_dir: str | Path = "plots") -> dict[str, list[float]]:
+def read_curves(run: RunId, plots_dir: str | Path = "plots") -> dict[str, list[float]]:
     """``plots/<run>.csv`` as columns of floats, or a FiguresError naming the stage to run."""
-    path = Path(plots_dir) / f"{run}.csv"
+    path = Path(plots_dir) / f"{run.path}.csv"
     if not path.is_file():
         raise FiguresError(f"{path} not found: the figures need run '{run}'; run "
-                           f"`dvc repro {stage_name(run)}` first")
+                           f"`dvc repro {run.stage}` first")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
-        raise FiguresError(f"{path} has no epochs; run `dvc repro {stage_name(run)}` again")
+        raise FiguresError(f"{path} has no epochs; run `dvc repro {run.stage}` again")
     # an empty cell is an epoch the run did not measure: a gap in the line, not a zero
     return {col: [float(r[col]) if r[col] not in ("", None) else math.nan for r in rows]
             for col in rows[0]}
 
 
-def _columns(curves: Mapping[str, list[float]], kind: str, run: str,
+def _columns(curves: Mapping[str, list[float]], kind: str, run: RunId,
              plots_dir: str | Path) -> list[str]:
     wanted = _KINDS[kind][0]
     missing = [c for c in ("epoch", *wanted) if c not in curves and c not in _OPTIONAL]
     if missing:
-        raise FiguresError(f"{Path(plots_dir) / f'{run}.csv'} has no column "
+        raise FiguresError(f"{Path(plots_dir) / f'{run.path}.csv'} has no column "
                            f"{', '.join(missing)} (it has {', '.join(curves)})")
     return [c for c in wanted if c in curves]
 

@@ -25,7 +25,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-N_CLASSES = 4
+from hw1.params import Rule, Rules, integer, number, validate_run
+from hw1.splits import N_CLASSES
+
+EPOCHS = integer(1)
+LR = number(0, above=True)
 # Rows per block when evaluating a whole split: bounds the temporary scores (and, for the
 # float64 perceptron, the converted inputs) to a few MB however large the split is.
 _EVAL_BLOCK = 8192
@@ -128,6 +132,7 @@ class Perceptron(NumpyClassifier):
     # Pixels are k/256 and every weight a sum of them, so float64 products and sums are exact
     # (under 2^53): the decisions match any other float64 implementation bit for bit.
     dtype = np.float64
+    _parameter_constraints: dict[str, Rule] = {"epochs": EPOCHS}
 
     def __init__(self, epochs: int = 20, n_classes: int = N_CLASSES) -> None:
         super().__init__(epochs, n_classes)
@@ -161,6 +166,7 @@ class LogisticRegression(NumpyClassifier):
     bias feature."""
 
     bias_feature = True
+    _parameter_constraints: dict[str, Rule] = {"epochs": EPOCHS, "lr": LR}
 
     def __init__(self, epochs: int = 20, lr: float = 0.01, n_classes: int = N_CLASSES,
                  dtype: type[np.floating] = np.float32) -> None:
@@ -208,6 +214,9 @@ class MLP(NumpyClassifier):
     """
 
     bias_feature = False
+    _parameter_constraints: dict[str, Rule] = {
+        "epochs": EPOCHS, "lr": LR, "hidden_size": integer(1),
+        "init_mean": number(), "init_std": number(0, above=True)}
 
     def __init__(self, epochs: int = 20, lr: float = 0.001, hidden_size: int = 200,
                  init_mean: float = 0.1, init_std: float = 0.1, n_classes: int = N_CLASSES,
@@ -315,6 +324,14 @@ MODELS: dict[str, type[NumpyClassifier]] = {
 }
 
 
+RULES: dict[str, Rules] = {name: cls._parameter_constraints for name, cls in MODELS.items()}
+
+
+def validate(cfg: Any, key: str) -> dict[str, Any]:
+    """Check a ``q1.<run>`` section against its model's ``_parameter_constraints``."""
+    return validate_run(cfg, key, RULES, "NumPy")
+
+
 def from_params(cfg: Mapping[str, Any]) -> NumpyClassifier:
-    """The model a validated ``q1.<run>`` section describes (see hw1.params.validate_run)."""
+    """The model a validated ``q1.<run>`` section describes (see ``validate``)."""
     return MODELS[cfg["model"]](**{k: v for k, v in cfg.items() if k != "model"})

@@ -1,20 +1,25 @@
 """The one writer of stage outputs: atomic files, per-run metrics JSON and per-epoch plot CSV.
 
 Every file is written to a temporary sibling and renamed into place, so a stage that fails
-(or is killed) never leaves a half-written output behind.
+(or is killed) never leaves a half-written output behind. Every writer is byte-deterministic
+(DVC hashes bytes): the same values give the same file, whenever and wherever it is written.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from hw1.runs import RunId
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -61,7 +66,8 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Non
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Save arrays uncompressed (fast to load); never pickles."""
+    """Save arrays uncompressed (fast to load); never pickles. NumPy stamps every member with
+    the same fixed date, so the file's bytes depend on the arrays alone."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -90,14 +96,55 @@ def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
     }
 
 
-def write_run(name: str, history: Sequence[Mapping[str, float]], test_acc: float,
-              train_seconds: float, data_source: str,
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mapping[str, Any],
+                     outputs: Sequence[str | os.PathLike], lock: str | os.PathLike = "dvc.lock",
+                     cache: str | os.PathLike = ".dvc/cache/files/md5") -> float | None:
+    """The ``train_seconds`` that dvc.lock's last run of ``stage`` recorded, if that run made
+    the same ``outputs`` (same bytes) and the same ``metrics`` but for the time; else None.
+
+    A forced re-run (``dvc repro -f``) that reproduces a run keeps the first measurement, so an
+    unchanged stage never churns dvc.lock; any change to the result is timed anew.
+    """
+    import yaml  # only here: the stage modules that import this one mostly never need it
+
+    try:
+        with open(lock) as fh:
+            outs = {o["path"]: o.get("md5") for o in yaml.safe_load(fh)["stages"][stage]["outs"]}
+        if any(outs.get(Path(p).as_posix()) != file_md5(p) for p in outputs):
+            return None
+        md5 = outs[Path(metrics_path).as_posix()]
+        earlier = json.loads((Path(cache) / md5[:2] / md5[2:]).read_text())
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None  # no earlier run of this stage to compare with
+    same = {**earlier, "train_seconds": None} == {**metrics, "train_seconds": None}
+    return earlier.get("train_seconds") if same else None
+
+
+def write_run(run: "RunId", history: Sequence[Mapping[str, float]], test_acc: float,
+              train_seconds: float, data_source: str, outputs: Sequence[str | os.PathLike] = (),
               metrics_dir: str | os.PathLike = "metrics",
               plots_dir: str | os.PathLike = "plots") -> dict[str, Any]:
-    """Write ``metrics/<name>.json`` and ``plots/<name>.csv`` for one run; return the metrics."""
+    """Write ``metrics/<run>.json`` and ``plots/<run>.csv`` for one run; return the metrics.
+
+    ``outputs`` are the run's other files (its model), already written: when they and the
+    metrics equal what dvc.lock recorded for the run's stage, its earlier time is kept.
+    """
     metrics = run_metrics(history, test_acc, train_seconds, data_source)
     rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
             for row in history]
-    write_csv(Path(plots_dir) / f"{name}.csv", rows)
-    write_json(Path(metrics_dir) / f"{name}.json", metrics)
+    plots_path = Path(plots_dir) / f"{run.path}.csv"
+    metrics_path = Path(metrics_dir) / f"{run.path}.json"
+    write_csv(plots_path, rows)
+    earlier = recorded_seconds(run.stage, metrics_path, metrics, [*outputs, plots_path])
+    if earlier is not None:
+        metrics["train_seconds"] = earlier
+    write_json(metrics_path, metrics)
     return metrics

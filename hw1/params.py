@@ -1,14 +1,20 @@
-"""Reading params.yaml and validating a run's section before any training starts.
+"""Reading params.yaml, and the one mechanism that validates it.
 
-Every run section is fully specified (see DESIGN): the model name decides which keys it must
-have, and every value is checked here, so a typo or a bad value fails fast with the params key
-in the message.
+Each section's rules are declared next to the code they govern, in the spirit of scikit-learn's
+``_parameter_constraints``: the NumPy models on their classes (hw1.numpy_models), the PyTorch
+models and training loop in hw1.torch_models and hw1.torch_training, the data section in
+hw1.data, Question 3 in hw1.boolean. This module holds only the rule types, ``seed``'s rule and
+the functions that apply them, so a stage depends on the rules of its own section alone.
+Every message names the params key, what was found and what is expected.
 """
 from __future__ import annotations
 
+import math
 import numbers
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Union
 
 import yaml
 
@@ -17,9 +23,62 @@ class ParamsError(ValueError):
     """A params.yaml value is missing or invalid; the message names the key."""
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What one params value must be: a check, and the words for it in a message."""
+    check: Callable[[Any], bool]
+    expected: str
+
+
+# A section's rules: key -> Rule, or the rules of a nested section.
+Rules = Mapping[str, Union[Rule, "Rules"]]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def integer(low: int | None = None, high: int | None = None) -> Rule:
+    """An integer in [low, high] (either bound may be left open)."""
+    words = ("an integer" + (f" >= {low}" if low is not None and high is None else "")
+             + (f" in [{low}, {high}]" if low is not None and high is not None else ""))
+    return Rule(lambda v: _is_int(v) and (low is None or v >= low)
+                and (high is None or v <= high), words)
+
+
+def number(low: float | None = None, high: float | None = None, *, above: bool = False,
+           below: bool = False) -> Rule:
+    """A finite number >= low (> low if ``above``) and <= high (< high if ``below``)."""
+    def check(v: Any) -> bool:
+        return (_is_num(v)
+                and (low is None or (v > low if above else v >= low))
+                and (high is None or (v < high if below else v <= high)))
+    if low is not None and high is not None:
+        words = f"a number in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
+    elif low is not None:
+        words = f"a finite number {'>' if above else '>='} {low:g}"
+    else:
+        words = "a finite number"
+    return Rule(check, words)
+
+
+def one_of(*values: Any) -> Rule:
+    return Rule(lambda v: isinstance(v, str) and v in values,
+                "one of: " + ", ".join(map(str, values)))
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    with open(path) as fh:
-        params = yaml.safe_load(fh)
+    try:
+        with open(path) as fh:
+            params = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run from the project's root") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must hold a mapping of sections, got {type(params).__name__}")
     return params
@@ -35,75 +94,63 @@ def section(params: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+# YAML 1.1 (PyYAML, hence DVC and this project) reads a float only with a dot and a signed
+# exponent: 1e-3 and 1.0e3 are strings.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+def _hint(value: Any) -> str:
+    if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        return (f"; YAML reads {value} as text: write the number with a dot and a signed "
+                f"exponent (1.0e-3, 1.0e+3), or set it with `dvc exp run -S key={value}`")
+    return ""
 
 
-# key -> (check, what is expected)
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "lr": (lambda v: _is_num(v) and v > 0, "a number > 0"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "hidden_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "layers": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "dropout": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "activation": (lambda v: v in ("relu", "tanh"), "one of: relu, tanh"),
-    "l2_decay": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
-    "optimizer": (lambda v: v in ("sgd", "adam"), "one of: sgd, adam"),
-    "device": (lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda")
-                                                 or v.startswith("cuda:")),
-               "one of: auto, cpu, cuda, cuda:N"),
-    "init_mean": (_is_num, "a number"),
-    "init_std": (lambda v: _is_num(v) and v > 0, "a number > 0"),
-}
-
-_TORCH_COMMON = {"model", "epochs", "lr", "batch_size", "l2_decay", "optimizer", "device"}
-
-# framework -> model -> the keys its section must have (no more, no fewer)
-MODELS: dict[str, dict[str, set[str]]] = {
-    "numpy": {
-        "perceptron": {"model", "epochs"},
-        "logistic_regression": {"model", "epochs", "lr"},
-        "mlp": {"model", "epochs", "lr", "hidden_size", "init_mean", "init_std"},
-    },
-    "torch": {
-        "logistic_regression": _TORCH_COMMON,
-        "feedforward": _TORCH_COMMON | {"hidden_size", "layers", "dropout", "activation"},
-    },
-}
+def check_value(value: Any, key: str, rule: Rule) -> Any:
+    if not rule.check(value):
+        raise ParamsError(f"{key} must be {rule.expected}, got {value!r}{_hint(value)}")
+    return value
 
 
-def validate_run(cfg: Any, key: str, framework: str) -> dict[str, Any]:
-    """Check one run section (``key`` is its params path, e.g. ``q2.ffn_lr1``); return it."""
+def _check_keys(cfg: Any, key: str, expected: set[str], needs: str) -> None:
     if not isinstance(cfg, dict):
         raise ParamsError(f"params key '{key}' must be a mapping, got {cfg!r}")
-    models = MODELS[framework]
-    model = cfg.get("model")
-    if model not in models:
-        raise ParamsError(f"{key}.model is {model!r}; expected one of: {', '.join(models)} "
-                          f"(for the {framework} runs)")
-    expected = models[model]
     missing = sorted(expected - cfg.keys())
-    unknown = sorted(cfg.keys() - expected)
+    unknown = sorted(cfg.keys() - expected, key=str)
     if missing:
-        raise ParamsError(f"{key} is missing {', '.join(missing)} (model {model} needs "
+        raise ParamsError(f"{key} is missing {', '.join(missing)} ({needs} "
                           f"{', '.join(sorted(expected))})")
     if unknown:
-        raise ParamsError(f"{key} has unknown key(s) {', '.join(unknown)} for model {model}; "
-                          f"expected: {', '.join(sorted(expected))}")
-    for name in sorted(expected - {"model"}):
-        check, what = _CHECKS[name]
-        if not check(cfg[name]):
-            raise ParamsError(f"{key}.{name} must be {what}, got {cfg[name]!r}")
+        raise ParamsError(f"{key} has unknown key(s) {', '.join(map(str, unknown))}; "
+                          f"{needs} {', '.join(sorted(expected))}")
+
+
+def validate_section(cfg: Any, key: str, rules: Rules, needs: str = "expected:") -> dict:
+    """Check that section ``key`` has exactly the keys of ``rules``, each value valid."""
+    _check_keys(cfg, key, set(rules), needs)
+    for name, rule in rules.items():
+        if isinstance(rule, Rule):
+            check_value(cfg[name], f"{key}.{name}", rule)
+        else:
+            validate_section(cfg[name], f"{key}.{name}", rule)
     return cfg
 
 
+def validate_run(cfg: Any, key: str, models: Mapping[str, Rules], what: str) -> dict[str, Any]:
+    """Check one run section (``key`` is its params path, e.g. ``q2.ffn_lr1``): its ``model``
+    picks the rules from ``models`` (``what`` names the runs, e.g. "NumPy")."""
+    if not isinstance(cfg, dict):
+        raise ParamsError(f"params key '{key}' must be a mapping, got {cfg!r}")
+    model = cfg.get("model")
+    if model not in models:
+        raise ParamsError(f"{key}.model is {model!r}; expected one of: {', '.join(models)} "
+                          f"(for the {what} runs)")
+    return validate_section(cfg, key, {"model": one_of(model), **models[model]},
+                            needs=f"model {model} takes")
+
+
+SEED = integer(0)
+
+
 def validate_seed(params: dict[str, Any]) -> int:
-    seed = params.get("seed")
-    if not _is_int(seed) or seed < 0:
-        raise ParamsError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
+    return int(check_value(params.get("seed"), "seed", SEED))

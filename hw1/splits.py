@@ -13,7 +13,9 @@ import numpy as np
 from hw1.outputs import save_npz
 
 PREPARED = Path("data/prepared/octmnist.npz")
-_SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")
+CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")  # OctMNIST's label ids 0..3
+N_CLASSES = len(CLASSES)
 _META = ("dataset", "md5", "test_distribution")
 
 
@@ -32,7 +34,7 @@ class Splits:
 
 
 def save_prepared(path: str | Path, splits: Splits) -> None:
-    arrays = {f"{kind}_{s}": getattr(splits, f"{kind}_{s}") for s in _SPLITS for kind in "xy"}
+    arrays = {f"{kind}_{s}": getattr(splits, f"{kind}_{s}") for s in SPLITS for kind in "xy"}
     save_npz(path, **arrays, **{k: np.array(getattr(splits, k)) for k in _META})
 
 
@@ -43,8 +45,8 @@ def load_prepared(path: str | Path = PREPARED, *,
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `dvc repro prepare` first")
     with np.load(path, allow_pickle=False) as npz:
-        xs = {s: npz[f"x_{s}"] for s in _SPLITS}
-        ys = {s: npz[f"y_{s}"].astype(np.int64) for s in _SPLITS}
+        xs = {s: npz[f"x_{s}"] for s in SPLITS}
+        ys = {s: npz[f"y_{s}"].astype(np.int64) for s in SPLITS}
         meta = {k: str(npz[k]) for k in _META}
     if bias:
         xs = {s: np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]) for s, x in xs.items()}

@@ -9,26 +9,13 @@ stand-in or from a changed run is never read as a like-for-like comparison.
 """
 from __future__ import annotations
 
-import json
-import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
-from hw1.params import section
-
-REPORT_VALUES = Path("reports/report_values.yaml")
-# Keys that say where a run ran, not what it computed: never compared nor shown as params.
-_NOT_HYPERPARAMS = {"device"}
-_TEST_DISTRIBUTIONS = {"train": "529 test images, class mix of the training set",
-                       "balanced": "all 1,000 test images"}
-
-
-class TablesError(RuntimeError):
-    """An input of the tables is missing or malformed; the message says which and what to run."""
+from hw1.runs import (ReportInputError, RunId, data_note, format_params, load_run_metrics,
+                      run_params, same_value, split_params)
 
 
 @dataclass(frozen=True)
@@ -46,7 +33,7 @@ class TableSpec:
     number: int
     title: str
     row_header: str
-    rows: tuple[tuple[str, str], ...]
+    rows: tuple[tuple[str, RunId], ...]
     metrics: tuple[Metric, ...]
     note: str = ""
 
@@ -66,31 +53,33 @@ TEST = Metric("test_acc", "Test acc.")
 LAST_VAL = Metric("val_acc", "Last val. acc.", best="max")
 BEST_VAL = Metric("best_val_acc", "Best val. acc.", best="max")
 
+_run = RunId.parse
 TABLES: tuple[TableSpec, ...] = (
     TableSpec(1, "Test accuracy of every Question 1 classifier (NumPy)", "Classifier",
-              (("perceptron", "q1/perceptron"),
-               ("logistic regression, lr 0.01", "q1/logreg_lr1e-2"),
-               ("logistic regression, lr 0.001", "q1/logreg_lr1e-3"),
-               ("MLP", "q1/mlp")),
+              (("perceptron", _run("q1/perceptron")),
+               ("logistic regression, lr 0.01", _run("q1/logreg_lr1e-2")),
+               ("logistic regression, lr 0.001", _run("q1/logreg_lr1e-3")),
+               ("MLP", _run("q1/mlp"))),
               (TEST,)),
     TableSpec(2, "Final validation accuracy per learning rate (logistic regression, PyTorch)",
               "Learning rate",
-              (("0.1", "q2/logreg_lr1e-1"), ("0.01", "q2/logreg_lr1e-2"),
-               ("0.001", "q2/logreg_lr1e-3")),
+              (("0.1", _run("q2/logreg_lr1e-1")), ("0.01", _run("q2/logreg_lr1e-2")),
+               ("0.001", _run("q2/logreg_lr1e-3"))),
               (Metric("val_acc", "Final val. acc.", best="max"), TEST)),
     TableSpec(4, "Training time, batch size 16 vs 1024 (feed-forward network)", "Batch size",
-              (("16", "train"), ("1024", "q2/ffn_bs1024")),
+              (("16", _run("train")), ("1024", _run("q2/ffn_bs1024"))),
               (Metric("train_seconds", "Time taken (s)", best="min", digits=2), TEST),
               "Times depend on the machine (and params `device`): compare the ratio of the two "
               "rows, not the seconds."),
     TableSpec(5, "Best and last validation accuracy per learning rate (feed-forward network)",
               "Learning rate",
-              (("1", "q2/ffn_lr1"), ("0.1", "train"), ("0.01", "q2/ffn_lr1e-2"),
-               ("0.001", "q2/ffn_lr1e-3")),
+              (("1", _run("q2/ffn_lr1")), ("0.1", _run("train")), ("0.01", _run("q2/ffn_lr1e-2")),
+               ("0.001", _run("q2/ffn_lr1e-3"))),
               (BEST_VAL, LAST_VAL, TEST)),
     TableSpec(6, "Regularization: batch size 256, 150 epochs (feed-forward network)", "Model",
-              (("Initial", "q2/ffn_bs256_e150"), ("L2 Regularization", "q2/ffn_bs256_e150_l2"),
-               ("Dropout Regularization", "q2/ffn_bs256_e150_dropout")),
+              (("Initial", _run("q2/ffn_bs256_e150")),
+               ("L2 Regularization", _run("q2/ffn_bs256_e150_l2")),
+               ("Dropout Regularization", _run("q2/ffn_bs256_e150_dropout"))),
               (BEST_VAL, LAST_VAL, TEST)),
 )
 
@@ -100,64 +89,10 @@ HYPERPARAMETERS: tuple[tuple[str, str], ...] = (
     ("Number of layers", "layers"), ("Dropout", "dropout"), ("Batch size", "batch_size"),
     ("Activation", "activation"), ("L2 Regularization", "l2_decay"), ("Optimizer", "optimizer"),
 )
-TABLE3_RUN = "train"
-
-
-# --- inputs -----------------------------------------------------------------------------------
-
-def stage_name(run: str) -> str:
-    """The DVC stage that writes ``run``'s outputs: ``q2/ffn_lr1`` -> ``q2@ffn_lr1``."""
-    return run.replace("/", "@")
-
-
-def run_params(params: Mapping[str, Any], run: str) -> dict[str, Any]:
-    """The params.yaml section ``run`` trained with (``q2/ffn_lr1`` -> ``q2.ffn_lr1``)."""
-    return dict(section(dict(params), run.replace("/", ".")))
-
-
-def load_report_values(path: str | Path = REPORT_VALUES) -> dict[str, Any]:
-    """The report's numbers and its runs' params (``reports/report_values.yaml``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise TablesError(f"{path} not found: it holds the report's numbers the tables compare "
-                          f"against")
-    values = yaml.safe_load(path.read_text())
-    if not isinstance(values, dict) or not isinstance(values.get("runs"), dict) \
-            or not isinstance(values.get("data"), dict):
-        raise TablesError(f"{path} must hold the mappings 'data' and 'runs'")
-    return values
-
-
-def _load_json(path: Path, what: str, fix: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise TablesError(f"{path} not found: {what}; run `{fix}` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TablesError(f"{path} is not valid JSON ({err}); run `{fix}` again") from err
-
-
-def load_run_metrics(run: str, metrics_dir: str | Path = "metrics") -> dict[str, Any]:
-    """``metrics/<run>.json``, or a TablesError naming the stage that writes it."""
-    return _load_json(Path(metrics_dir) / f"{run}.json", f"the tables need run '{run}'",
-                     f"dvc repro {stage_name(run)}")
-
-
-def load_data_summary(metrics_dir: str | Path = "metrics") -> dict[str, Any]:
-    """``metrics/data.json`` from the prepare stage: which data, its MD5, the test split."""
-    return _load_json(Path(metrics_dir) / "data.json", "the tables name the data they came from",
-                     "dvc repro prepare")
+TABLE3_RUN = _run("train")
 
 
 # --- params -----------------------------------------------------------------------------------
-
-def _same(a: Any, b: Any) -> bool:
-    # params.yaml may say 1 where the report file says 1.0 (or -S writes 1.0): same value
-    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) \
-            and not isinstance(a, bool) and not isinstance(b, bool):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
 
 def params_mismatch(report_run: Mapping[str, Any], used: Mapping[str, Any]) -> list[str]:
     """Each way ``used`` differs from the report's run, e.g. ``"lr=0.05 (report: 0.01)"``.
@@ -168,40 +103,12 @@ def params_mismatch(report_run: Mapping[str, Any], used: Mapping[str, Any]) -> l
     for kind, label in (("params", "report"), ("assumed", "assumed, not stated in the report")):
         for key, expected in (report_run.get(kind) or {}).items():
             got = used.get(key, "<missing>")
-            if not _same(got, expected):
+            if not same_value(got, expected):
                 found.append(f"{key}={got} ({label}: {expected})")
     return found
 
 
-def format_params(params: Mapping[str, Any]) -> str:
-    """``{"lr": 0.1, "epochs": 20, "device": "auto"}`` -> ``"lr=0.1, epochs=20"``."""
-    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in _NOT_HYPERPARAMS)
-
-
-def split_params(runs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[dict]]:
-    """(params every run shares, each run's other params), so a row shows what sets it apart."""
-    keys = [k for k in dict.fromkeys(k for p in runs for k in p) if k not in _NOT_HYPERPARAMS]
-    common = {k: runs[0][k] for k in keys
-              if all(k in p and _same(p[k], runs[0][k]) for p in runs)}
-    distinct = [{k: p[k] for k in keys if k in p and k not in common} for p in runs]
-    return common, distinct
-
-
 # --- data -------------------------------------------------------------------------------------
-
-def data_note(data: Mapping[str, Any], report_data: Mapping[str, Any]) -> str:
-    """One line naming the data and test distribution, and whether they match the report's."""
-    dist = data.get("test_distribution", "?")
-    dist_text = f"test distribution '{dist}' ({_TEST_DISTRIBUTIONS.get(dist, 'unknown')})"
-    if data.get("dataset") != report_data["dataset"]:
-        return (f"Data: {data.get('source', '?')} stand-in, not comparable to the report "
-                f"(MD5 {data.get('md5', '?')}); {dist_text}.")
-    line = f"Data: {data['dataset']} (MD5 {data.get('md5', '?')}); {dist_text}"
-    if dist != report_data["test_distribution"]:
-        line += (f"; the report tested on '{report_data['test_distribution']}', so test "
-                 f"accuracies are not comparable")
-    return line + "."
-
 
 def _data_mismatch(run_metrics: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
     source = run_metrics.get("data_source")
@@ -230,23 +137,23 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
                      data: Mapping[str, Any], metrics_dir: str | Path = "metrics") -> Table:
     """One of Tables 1, 2, 4, 5, 6: per row and metric the report's value, ours, the difference."""
     runs = [run for _, run in spec.rows]
-    missing = [run for run in runs if run not in report["runs"]]
+    missing = [run.path for run in runs if run.path not in report["runs"]]
     if missing:
-        raise TablesError(f"reports/report_values.yaml has no run {', '.join(missing)} "
-                          f"(Table {spec.number})")
+        raise ReportInputError(f"reports/report_values.yaml has no run {', '.join(missing)} "
+                               f"(Table {spec.number})")
     used = [run_params(params, run) for run in runs]
     measured = [load_run_metrics(run, metrics_dir) for run in runs]
     common, distinct = split_params(used)
 
     report_vals, ours = {}, {}
     for m in spec.metrics:
-        report_vals[m.key] = [report["runs"][run].get(m.key) for run in runs]
+        report_vals[m.key] = [report["runs"][run.path].get(m.key) for run in runs]
         try:
             ours[m.key] = [float(r[m.key]) for r in measured]
         except KeyError:
             bad = next(run for run, r in zip(runs, measured) if m.key not in r)
-            raise TablesError(f"metrics/{bad}.json has no '{m.key}' (Table {spec.number}); "
-                              f"run `dvc repro {stage_name(bad)}` again") from None
+            raise ReportInputError(f"metrics/{bad}.json has no '{m.key}' (Table {spec.number}); "
+                                   f"run `dvc repro {bad.stage}` again") from None
     best_report = {m.key: _best(report_vals[m.key], m.best) for m in spec.metrics}
     best_ours = {m.key: _best(ours[m.key], m.best) for m in spec.metrics}
 
@@ -256,14 +163,14 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
     header.append("Note")
     cells, csv_rows = [], []
     for i, (label, run) in enumerate(spec.rows):
-        notes = params_mismatch(report["runs"][run], used[i])
+        notes = params_mismatch(report["runs"][run.path], used[i])
         if notes:
             notes = ["params differ from the report's: " + "; ".join(notes)]
         stale = _data_mismatch(measured[i], data)
         if stale:
             notes.append(stale)
         row = [label, f"`{run}`", format_params(distinct[i]) or "(common params)"]
-        csv_row: dict[str, Any] = {"row": label, "run": run, "params": format_params(used[i])}
+        csv_row: dict[str, Any] = {"row": label, "run": run.path, "params": format_params(used[i])}
         for m in spec.metrics:
             theirs, mine = report_vals[m.key][i], ours[m.key][i]
             diff = None if theirs is None else round(mine - theirs, m.digits)
@@ -296,9 +203,10 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
 def hyperparameter_table(params: Mapping[str, Any], report: Mapping[str, Any],
                          data: Mapping[str, Any]) -> Table:
     """Table 3: the report's default hyperparameters beside params.yaml's ``train``."""
-    if TABLE3_RUN not in report["runs"]:
-        raise TablesError(f"reports/report_values.yaml has no run '{TABLE3_RUN}' (Table 3)")
-    theirs_all = report["runs"][TABLE3_RUN]["params"]
+    if TABLE3_RUN.path not in report["runs"]:
+        raise ReportInputError(f"reports/report_values.yaml has no run '{TABLE3_RUN}' "
+                               f"(Table 3)")
+    theirs_all = report["runs"][TABLE3_RUN.path]["params"]
     ours_all = run_params(params, TABLE3_RUN)
     header = ["Hyperparameter", "params.yaml key", "Report", "params.yaml", "Difference"]
     cells, csv_rows = [], []
@@ -306,7 +214,7 @@ def hyperparameter_table(params: Mapping[str, Any], report: Mapping[str, Any],
         theirs, mine = theirs_all.get(key), ours_all.get(key, "<missing>")
         numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool)
                       for v in (theirs, mine))
-        if _same(mine, theirs):
+        if same_value(mine, theirs):
             diff = "same"
         elif numeric:
             diff = f"{mine - theirs:+g}"
@@ -348,7 +256,7 @@ def render_markdown(tables: Sequence[Table]) -> str:
     return "\n".join(lines)
 
 
-def summary(runs: Sequence[str], metrics_dir: str | Path = "metrics") -> dict[str, dict]:
+def summary(runs: Sequence[RunId], metrics_dir: str | Path = "metrics") -> dict[str, dict]:
     """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`."""
     short = {"test": "test_acc", "val": "val_acc", "best_val": "best_val_acc"}
     out = {}
@@ -356,7 +264,7 @@ def summary(runs: Sequence[str], metrics_dir: str | Path = "metrics") -> dict[st
         m = load_run_metrics(run, metrics_dir)
         absent = [key for key in short.values() if key not in m]
         if absent:
-            raise TablesError(f"metrics/{run}.json has no {', '.join(absent)}; run "
-                              f"`dvc repro {stage_name(run)}` again")
-        out[run.replace("/", "_")] = {k: round(float(m[key]), 4) for k, key in short.items()}
+            raise ReportInputError(f"metrics/{run}.json has no {', '.join(absent)}; run "
+                                   f"`dvc repro {run.stage}` again")
+        out[run.metric] = {k: round(float(m[key]), 4) for k, key in short.items()}
     return out

@@ -12,10 +12,19 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from hw1.params import Rules, integer, number, one_of
+from hw1.splits import N_CLASSES
+
 N_FEATURES = 784  # 28 x 28 pixels, flattened by the prepare stage
-N_CLASSES = 4     # CNV, DME, DRUSEN, NORMAL
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+# Each model's own params; the training loop's (epochs, lr, ...) are in hw1.torch_training.
+MODEL_RULES: dict[str, Rules] = {
+    "logistic_regression": {},
+    "feedforward": {"hidden_size": integer(1), "layers": integer(1),
+                    "dropout": number(0, 1, below=True), "activation": one_of(*ACTIVATIONS)},
+}
 
 
 class LogisticRegression(nn.Module):

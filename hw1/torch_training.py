@@ -28,11 +28,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hw1.params import Rule, Rules, integer, number, one_of, validate_run
 from hw1.progress import EpochProgress
 from hw1.splits import Splits
+from hw1.torch_models import MODEL_RULES
 
 EVAL_BATCH = 8192  # evaluation batch: large enough to be matmul-bound, small in memory
 MIN_BATCH_FOR_ALL_CORES = 128  # smaller batches train on one thread (threads_for)
+
+
+OPTIMIZERS = ("sgd", "adam")
+# The training loop's params, shared by every model (each model's own are in MODEL_RULES).
+TRAINING_RULES: Rules = {
+    "epochs": integer(1), "lr": number(0, above=True), "batch_size": integer(1),
+    "l2_decay": number(0), "optimizer": one_of(*OPTIMIZERS),
+    "device": Rule(lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda")
+                                                     or v.startswith("cuda:")),
+                   "one of: auto, cpu, cuda, cuda:N"),
+}
+
+
+def validate(cfg: Any, key: str) -> dict[str, Any]:
+    """Check a PyTorch run section (``train`` or ``q2.<run>``) against its model's rules."""
+    return validate_run(cfg, key, {name: {**TRAINING_RULES, **rules}
+                                   for name, rules in MODEL_RULES.items()}, "torch")
 
 
 @dataclass(frozen=True)
@@ -66,15 +85,11 @@ def threads_for(batch_size: int) -> int:
     """CPU threads for a training step at ``batch_size``.
 
     A second thread pays only while it has a core of its own: every operator ends at an OpenMP
-    barrier, so when another process preempts one thread the step waits for it. On the 2-core
-    development machine (``benchmarks/bench_torch.py``; torch 2.13, MKL, GNU OpenMP):
-    at batch 16 a step took about 450 us on two threads against 540 us on one when idle, but
-    0.9 to 80 ms on two threads against 470 to 500 us on one while another training process
-    ran; at batch 256 an epoch took 0.50 s on two threads against 0.79 s on one when nearly
-    idle, but 5 to 50 s on two threads under that load. So batches below 128, where a second
-    thread gains little, train on one thread; larger ones use all cores and need the machine
-    to themselves. The count depends on the batch size only, never on the load, so a run's
-    arithmetic (and its results) do not depend on what else the machine is doing.
+    barrier, so when another process preempts one thread the whole step waits for it (measured
+    in benchmarks/bench_torch.py: batch-16 steps up to 100x slower under load). So batches
+    below 128, where a second thread gains little, train on one thread; larger ones use all
+    cores. The count depends on the batch size only, never on the load, so a run's arithmetic
+    (and its results) do not depend on what else the machine is doing.
     """
     return 1 if batch_size < MIN_BATCH_FOR_ALL_CORES else available_cores()
 
@@ -110,9 +125,8 @@ def child_seeds(seed: int, n: int) -> list[int]:
 def make_optimizer(model: nn.Module, name: str, lr: float,
                    l2_decay: float) -> torch.optim.Optimizer:
     """SGD or Adam with L2 regularization as the optimizer's weight decay."""
-    # SGD keeps torch's CPU default, the per-tensor loop: on the CPU foreach=True runs the
-    # same per-tensor kernels after grouping the tensors, and took 114 us per batch-16 step
-    # against 100 us (fused=True: 110 us).
+    # SGD keeps torch's CPU default, the per-tensor loop: foreach and fused were no faster on
+    # the CPU (benchmarks/bench_torch.py).
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=l2_decay)
     if name == "adam":

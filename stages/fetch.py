@@ -4,28 +4,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw1.data import (DataError, copy_user_file, download, medmnist_source, validate_raw,
-                      write_synthetic)
-from hw1.params import ParamsError, load_params, section, validate_seed
+from hw1.data import (DATA_RULES, DataError, copy_user_file, download, medmnist_source,
+                      validate_raw, write_synthetic)
+from hw1.params import ParamsError, load_params, section, validate_section, validate_seed
 
 OUT = Path("data/raw/octmnist.npz")
 
 
 def main() -> None:
     params = load_params()
-    data = section(params, "data")
-    source = data.get("source")
+    data = validate_section(section(params, "data"), "data", DATA_RULES)
+    source = data["source"]
     if source == "medmnist":
         url, md5 = medmnist_source()
         download(url, md5, OUT)
     elif source == "file":
         copy_user_file(data.get("path"), OUT)
     elif source == "synthetic":
-        scale = section(params, "data.synthetic.scale")
-        write_synthetic(OUT, seed=validate_seed(params), scale=float(scale))
+        scale = data["synthetic"]["scale"]
+        write_synthetic(OUT, seed=validate_seed(params), scale=scale)
         print(f"Wrote the synthetic stand-in (scale {scale}) to {OUT}: NOT OctMNIST.")
-    else:
-        raise ParamsError(f"data.source is {source!r}; expected medmnist, file or synthetic")
     validate_raw(OUT)
 
 

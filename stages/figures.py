@@ -5,7 +5,7 @@ import sys
 
 from hw1.figures import FiguresError, render_figures
 from hw1.params import ParamsError, load_params
-from hw1.tables import TablesError, load_data_summary, load_report_values
+from hw1.runs import ReportInputError, load_data_summary, load_report_values
 
 
 def main() -> None:
@@ -17,5 +17,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (FiguresError, TablesError, ParamsError) as err:
+    except (FiguresError, ReportInputError, ParamsError) as err:
         sys.exit(f"figures failed: {err}")

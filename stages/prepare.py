@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import sys
 
-from hw1.data import DataError, prepare
+from hw1.data import DATA_RULES, DataError, prepare
 from hw1.outputs import write_json
-from hw1.params import ParamsError, load_params, section
+from hw1.params import ParamsError, load_params, section, validate_section
 
 
 def main() -> None:
-    params = load_params()
+    data = validate_section(section(load_params(), "data"), "data", DATA_RULES)
     summary = prepare("data/raw/octmnist.npz", "data/prepared/octmnist.npz",
-                      test_distribution=section(params, "data.test_distribution"),
-                      source=section(params, "data.source"))
+                      test_distribution=data["test_distribution"], source=data["source"])
     write_json("metrics/data.json", summary)
     print(f"Prepared {summary['dataset']}: sizes {summary['sizes']}, "
           f"test distribution {summary['test_distribution']}")

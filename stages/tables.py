@@ -10,8 +10,8 @@ from pathlib import Path
 
 from hw1.outputs import write_csv, write_json, write_text
 from hw1.params import ParamsError, load_params
-from hw1.tables import (TablesError, build_tables, load_data_summary, load_report_values,
-                        render_markdown, summary)
+from hw1.runs import ReportInputError, RunId, load_data_summary, load_report_values
+from hw1.tables import build_tables, render_markdown, summary
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
     for table in tables:
         write_csv(Path("reports/tables") / f"table{table.number}.csv", table.csv_rows)
     write_text("reports/tables.md", render_markdown(tables))
-    write_json("metrics/summary.json", summary(list(report["runs"])))
+    write_json("metrics/summary.json", summary([RunId.parse(run) for run in report["runs"]]))
     print(f"Wrote reports/tables.md, reports/tables/table1-{len(tables)}.csv and "
           f"metrics/summary.json ({tables[0].notes[0]})")
 
@@ -28,5 +28,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (TablesError, ParamsError) as err:
+    except (ReportInputError, ParamsError) as err:
         sys.exit(f"tables failed: {err}")

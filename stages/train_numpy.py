@@ -17,11 +17,11 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from hw1.numpy_models import from_params  # noqa: E402
+from hw1.numpy_models import from_params, validate  # noqa: E402
 from hw1.outputs import save_npz, write_run  # noqa: E402
-from hw1.params import (ParamsError, load_params, section, validate_run,  # noqa: E402
-                        validate_seed)
+from hw1.params import ParamsError, load_params, section, validate_seed  # noqa: E402
 from hw1.progress import EpochProgress  # noqa: E402
+from hw1.runs import RunId  # noqa: E402
 from hw1.splits import load_prepared  # noqa: E402
 
 USAGE = "usage: python -m stages.train_numpy q1.<run>  (a key of the q1 section of params.yaml)"
@@ -31,10 +31,12 @@ def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise ParamsError(USAGE)
     key = argv[1]
+    if not key.startswith("q1."):
+        raise ParamsError(f"unknown run {key!r}; {USAGE}")
     params = load_params()
     seed = validate_seed(params)
-    model = from_params(validate_run(section(params, key), key, framework="numpy"))
-    name = key.replace(".", "/")
+    model = from_params(validate(section(params, key), key))
+    run = RunId.parse(key)
 
     data = load_prepared(bias=model.bias_feature)
     started = time.perf_counter()
@@ -47,8 +49,9 @@ def main(argv: list[str]) -> None:
     seconds = time.perf_counter() - started
     test_acc = model.score(data.x_test, data.y_test)
 
-    save_npz(f"models/{name}.npz", **model.weights())
-    metrics = write_run(name, history, test_acc, seconds, data.dataset)
+    model_path = f"models/{run.path}.npz"
+    save_npz(model_path, **model.weights())
+    metrics = write_run(run, history, test_acc, seconds, data.dataset, outputs=[model_path])
     print(f"{key} on {data.dataset}: train {metrics['train_acc']:.4f}, "
           f"val {metrics['val_acc']:.4f}, test {metrics['test_acc']:.4f} "
           f"({metrics['train_seconds']:.1f} s)")

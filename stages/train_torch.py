@@ -15,23 +15,25 @@ from typing import Any
 import torch
 
 from hw1.outputs import atomic_path, write_run
-from hw1.params import ParamsError, load_params, section, validate_run, validate_seed
+from hw1.params import ParamsError, load_params, section, validate_seed
 from hw1.progress import EpochProgress
+from hw1.runs import RunId
 from hw1.splits import load_prepared
 from hw1.torch_models import build_model
-from hw1.torch_training import fit, resolve_device
+from hw1.torch_training import fit, resolve_device, validate
 
 USAGE = "usage: python -m stages.train_torch train | q2.<name>"
 
 
-def run_name(key: str) -> str:
-    """``train`` -> ``train``; ``q2.<name>`` -> ``q2/<name>`` (the outputs' relative path)."""
-    if key == "train":
-        return "train"
-    group, _, name = key.partition(".")
-    if group != "q2" or not name or "." in name:
+def parse_run(key: str) -> RunId:
+    """``train`` or ``q2.<name>``: the runs this stage trains."""
+    try:
+        run = RunId.parse(key)
+    except ValueError:
+        run = None
+    if run is None or run.group not in (None, "q2") or key != run.key:
         raise ParamsError(f"unknown run {key!r}; {USAGE}")
-    return f"q2/{name}"
+    return run
 
 
 def check_device(cfg: dict[str, Any], key: str) -> None:
@@ -44,11 +46,11 @@ def check_device(cfg: dict[str, Any], key: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise ParamsError(USAGE)
-    key = argv[0]
-    name = run_name(key)
+    run = parse_run(argv[0])
+    name, key = run.path, run.key
     params = load_params()
     seed = validate_seed(params)
-    cfg = validate_run(section(params, key), key, framework="torch")
+    cfg = validate(section(params, key), key)
     check_device(cfg, key)
 
     splits = load_prepared()
@@ -56,12 +58,14 @@ def main(argv: list[str]) -> None:
     with EpochProgress(name, cfg["epochs"]) as progress:
         result = fit(model, splits, cfg, seed, progress)
 
-    # Tensors moved to the CPU, so the file loads anywhere with weights_only=True.
+    # Tensors moved to the CPU, so the file loads anywhere with weights_only=True. Saved through
+    # a file handle: given a path, torch.save records the (temporary) file's name inside it.
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(Path("models") / f"{name}.pt") as tmp:
-        torch.save(state, tmp)
-    metrics = write_run(name, result.history, result.test_acc, result.train_seconds,
-                        splits.dataset)
+    model_path = Path("models") / f"{name}.pt"
+    with atomic_path(model_path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
+    metrics = write_run(run, result.history, result.test_acc, result.train_seconds,
+                        splits.dataset, outputs=[model_path])
     print(f"{name} on {result.device}: val_acc {metrics['val_acc']:.4f} "
           f"(best {metrics['best_val_acc']:.4f} at epoch {metrics['best_epoch']}), "
           f"test_acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.1f} s "

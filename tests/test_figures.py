@@ -12,7 +12,7 @@ import yaml
 
 from hw1.figures import FIGURES, FiguresError, draw, read_curves, render_figures
 from hw1.params import load_params
-from hw1.tables import data_note, load_report_values
+from hw1.runs import RunId, data_note, load_report_values
 from stages import figures as figures_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def write_plot(plots: Path, run: str, columns: list[str], epochs: int = 3) -> No
 
 def fabricate_plots(root: Path) -> Path:
     plots = root / "plots"
-    for run in {panel.run for spec in FIGURES for panel in spec.panels}:
+    for run in {panel.run.path for spec in FIGURES for panel in spec.panels}:
         write_plot(plots, run, columns_of(run))
     return plots
 
@@ -131,7 +131,7 @@ def test_empty_cells_are_gaps_not_zeros(tmp_path):
     path = tmp_path / "plots/train.csv"
     path.parent.mkdir()
     path.write_text("epoch,train_acc,val_acc\n1,0.5,\n2,0.6,0.7\n")
-    curves = read_curves("train", tmp_path / "plots")
+    curves = read_curves(RunId.parse("train"), tmp_path / "plots")
     assert curves["epoch"] == [1.0, 2.0] and curves["val_acc"][1] == 0.7
     assert curves["val_acc"][0] != curves["val_acc"][0]  # NaN
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hw1.params import load_params
-from hw1.tables import (TABLES, TablesError, build_tables, load_report_values, params_mismatch,
-                        render_markdown, summary)
+from hw1.runs import ReportInputError, RunId, load_report_values
+from hw1.tables import TABLES, build_tables, params_mismatch, render_markdown, summary
 from stages import tables as tables_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_every_table_of_the_report_is_built_with_its_rows():
     assert [spec.number for spec in TABLES] == [1, 2, 4, 5, 6]
     for spec in TABLES:
         for _, run in spec.rows:
-            assert run in REPORT["runs"], f"Table {spec.number}: {run}"
+            assert run.path in REPORT["runs"], f"Table {spec.number}: {run}"
             for metric in spec.metrics:
                 assert metric.key in {"test_acc", "val_acc", "best_val_acc", "train_seconds"}
 
@@ -164,23 +164,23 @@ def test_run_trained_on_other_data_than_data_json_is_flagged(tmp_path):
 def test_missing_metrics_file_names_the_stage_to_run(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC)
     (metrics / "q2/ffn_lr1.json").unlink()
-    with pytest.raises(TablesError, match=r"q2/ffn_lr1\.json not found.*dvc repro q2@ffn_lr1"):
+    with pytest.raises(ReportInputError, match=r"q2/ffn_lr1\.json not found.*dvc repro q2@ffn_lr1"):
         build_tables(PARAMS, REPORT, SYNTHETIC, metrics)
 
 
 def test_metrics_file_without_a_metric_names_it(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC)
     (metrics / "train.json").write_text(json.dumps({"val_acc": 0.5, "test_acc": 0.5}))
-    with pytest.raises(TablesError, match=r"metrics/train\.json has no 'train_seconds'"):
+    with pytest.raises(ReportInputError, match=r"metrics/train\.json has no 'train_seconds'"):
         build_tables(PARAMS, REPORT, SYNTHETIC, metrics)
-    with pytest.raises(TablesError, match=r"metrics/train\.json has no best_val_acc"):
-        summary(["train"], metrics)
+    with pytest.raises(ReportInputError, match=r"metrics/train\.json has no best_val_acc"):
+        summary([RunId.parse("train")], metrics)
 
 
 def test_summary_holds_headline_numbers_per_run_under_short_keys(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q1/mlp": {"test_acc": 0.123456,
                                                                  "best_val_acc": 0.7}})
-    got = summary(list(REPORT["runs"]), metrics)
+    got = summary([RunId.parse(run) for run in REPORT["runs"]], metrics)
     assert set(got) == {run.replace("/", "_") for run in REPORT["runs"]}
     assert got["q1_mlp"] == {"test": 0.1235, "val": 0.5, "best_val": 0.7}
 

@@ -238,8 +238,8 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
     ("model", "svm", "train.model is 'svm'; expected one of: logistic_regression, feedforward"),
     ("activation", "sigmoid", "train.activation must be one of: relu, tanh, got 'sigmoid'"),
     ("optimizer", "rmsprop", "train.optimizer must be one of: sgd, adam, got 'rmsprop'"),
-    ("lr", 0, "train.lr must be a number > 0, got 0"),
-    ("lr", -0.1, "train.lr must be a number > 0, got -0.1"),
+    ("lr", 0, "train.lr must be a finite number > 0, got 0"),
+    ("lr", -0.1, "train.lr must be a finite number > 0, got -0.1"),
     ("batch_size", 0, "train.batch_size must be an integer >= 1, got 0"),
     ("dropout", 1.0, "train.dropout must be a number in [0, 1), got 1.0"),
     ("dropout", -0.1, "train.dropout must be a number in [0, 1), got -0.1"),
@@ -280,7 +280,7 @@ def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stages.train_torch", "train"], cwd=tmp_path,
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "train_torch failed: train.lr must be a number > 0, got 0"
+    assert proc.stderr.strip() == "train_torch failed: train.lr must be a finite number > 0, got 0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
