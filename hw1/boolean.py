@@ -13,6 +13,9 @@ Every claim is turned into a check over every (D, A, B) with D <= max_d and all 
 The perturbation margin the construction guarantees is 1/2 in the L1 norm: the hidden
 pre-activations are odd integers (|z| >= 1) and each moves by at most max|W1|·||t·v||_1 =
 2·||t·v||_1, so ||t·v||_1 < 1/2 cannot change a hidden unit's piece.
+
+This module holds the math and the checks; ``hw1.boolean_report`` sets the results beside the
+report's printed Tables 7-9 and draws Figure 11.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from hw1.params import ParamsError, validate_seed
 
 GUARANTEED_MARGIN = 0.5
 # Perturbations just inside / just beyond the margin and the grid of the "exact" perturbations
-# are dyadic, so float64 evaluates the networks on them without any rounding (see _exact).
+# are dyadic: float64 evaluates the networks on them exactly (see _random_perturbations).
 TIGHTNESS_STEP = 2.0 ** -10
 DYADIC_GRID = 2.0 ** -20
 MAX_D_LIMIT = 14          # the run grows ~2.4x per step of D: seconds at 10, minutes at 14
@@ -309,87 +312,6 @@ def separability(D: int, A: int, B: int) -> Separability:
     return Separability(False, changes, witness=(s_lo, s_in, s_hi), lam=lam)
 
 
-# --------------------------------------------------------------------------- Tables 8 and 9
-
-REGIONS = ("inside", "below", "above")   # sum in [A, B], sum < A, sum > B
-REGION_LABELS = {"inside": "A ≤ Σx ≤ B", "below": "Σx < A", "above": "Σx > B"}
-# Table 9 as printed in the report, as coefficients of (Σx, A, B, 1).
-REPORT_TABLE9 = {
-    "inside": {"h1": (2, -2, 0, 1), "h2": (-2, 0, 2, 1), "z3": (0, 0, 0, 0)},
-    "below": {"h1": (0, 0, 0, 0), "h2": (-2, 0, 2, 1), "z3": (-2, 2, 0, 1)},
-    "above": {"h1": (2, -2, 0, 1), "h2": (0, 0, 0, 0), "z3": (-2, 0, 2, 1)},
-}
-
-
-def network_tables(max_d: int) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per network and region, the hidden activations and the output over every case and input:
-    the set of values each column takes (Table 8) and the affine expression in (Σx, A, B, 1)
-    that reproduces all of them exactly (Table 9), or None if none is determined by the data.
-
-    The fit is streamed: for each column the integer normal equations G = Σ dᵀd, r = Σ dᵀv and
-    q = Σ v² are accumulated, so the integer solution c fits exactly iff q − 2c·r + cᵀGc = 0,
-    with no need to hold every row.
-    """
-    acc: dict[tuple[str, str], dict[str, Any]] = {}
-    for D, A, B in cases(max_d):
-        X = hypercube(D)
-        s = X.sum(axis=1)
-        region = np.where(s < A, "below", np.where(s > B, "above", "inside"))
-        design = np.column_stack([s, np.full_like(s, A), np.full_like(s, B),
-                                  np.ones_like(s)]).astype(np.int64)
-        for name, build in NETWORKS.items():
-            net = build(D, A, B)
-            _, h, z3 = net.forward(X)
-            cols = {"h1": h[:, 0], "h2": h[:, 1], "z3": z3, "y": net(X),
-                    "f": interval_f(X, A, B)}
-            for reg in REGIONS:
-                rows = region == reg
-                if not rows.any():
-                    continue
-                d = design[rows]
-                a = acc.setdefault((name, reg), {"G": np.zeros((4, 4), np.int64), "cols": {}})
-                a["G"] += d.T @ d
-                for key, col in cols.items():
-                    v = col[rows]
-                    vi = np.rint(v).astype(np.int64)
-                    if not np.array_equal(vi, v):
-                        raise AssertionError(f"{name} {key} is not an integer on the hypercube")
-                    c = a["cols"].setdefault(key, {"r": np.zeros(4, np.int64), "q": 0,
-                                                   "values": set()})
-                    c["r"] += d.T @ vi
-                    c["q"] += int(vi @ vi)
-                    c["values"].update(vi.tolist())
-    tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in NETWORKS}
-    for (name, reg), a in acc.items():
-        tables[name][reg] = {key: {"values": sorted(c["values"]),
-                                   "expr": _exact_affine(a["G"], c["r"], c["q"])}
-                             for key, c in a["cols"].items()}
-    return tables
-
-
-def _exact_affine(G: np.ndarray, r: np.ndarray, q: int) -> tuple[int, ...] | None:
-    if np.linalg.matrix_rank(G.astype(float)) < len(G):
-        return None
-    c = np.rint(np.linalg.solve(G.astype(float), r.astype(float))).astype(np.int64)
-    exact = q - 2 * int(c @ r) + int(c @ G @ c) == 0
-    return tuple(int(v) for v in c) if exact else None
-
-
-def render_affine(coef: tuple[int, ...] | None) -> str:
-    """(2, -2, 0, 1) -> '2Σx − 2A + 1'."""
-    if coef is None:
-        return "(no affine expression determined)"
-    terms = [(c, sym) for c, sym in zip(coef, ("Σx", "A", "B", "")) if c != 0]
-    if not terms:
-        return "0"
-    out = ""
-    for k, (c, sym) in enumerate(terms):
-        mag = abs(c)
-        body = f"{'' if mag == 1 and sym else mag}{sym}"
-        out += (("−" if c < 0 else "") if k == 0 else (" − " if c < 0 else " + ")) + body
-    return out
-
-
 # --------------------------------------------------------------------------- the whole study
 
 def validate_boolean(params: dict[str, Any]) -> tuple[int, int, int]:
@@ -417,7 +339,7 @@ def validate_boolean(params: dict[str, Any]) -> tuple[int, int, int]:
 
 @dataclass
 class Study:
-    """Everything the boolean stage reports."""
+    """What the checks found over every case (reports/boolean.md, metrics/boolean.json)."""
 
     max_d: int
     perturbations: int
@@ -428,7 +350,6 @@ class Study:
     margin: float = float("inf")                               # smallest certified margin
     float_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     separability: dict[tuple[int, int, int], Separability] = field(default_factory=dict)
-    tables: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def total_failures(self) -> int:
@@ -460,7 +381,6 @@ def run_study(max_d: int, perturbations: int, seed: int) -> Study:
             for key, n in c.float_counts.items():
                 study.float_counts[name][key] += n
         study.separability[(D, A, B)] = separability(D, A, B)
-    study.tables = network_tables(max_d)
     return study
 
 
@@ -477,225 +397,3 @@ def metrics(study: Study) -> dict[str, Any]:
         "relu_z3_nonzero": relu["z3_moved"],
         "relu_reordered_flip_rate": round(relu["reordered_flips"] / max(relu["inside"], 1), 6),
     }
-
-
-# --------------------------------------------------------------------------- report and figure
-
-# Tables 7 and 8 as printed in the report, to set beside the computed values.
-REPORT_TABLE7 = {(1, 1): -1, (1, -1): 1, (-1, 1): 1, (-1, -1): -1}
-REPORT_TABLE8 = {"inside": (1, 1, -1, 1, 1), "below": (-1, 1, -1, -1, -1),
-                 "above": (1, -1, -1, -1, -1)}
-
-
-def _num(v: float) -> str:
-    return f"{v:+.0f}" if v else "0"
-
-
-def _values(entry: dict[str, Any]) -> str:
-    vals = entry["values"]
-    return _num(vals[0]) if len(vals) == 1 else render_affine(entry["expr"])
-
-
-def table7_rows() -> list[tuple[int, int, int, int, int, int]]:
-    """(x1, x2, f computed, f report, sign network, ReLU network) for D=2, A=0, B=1."""
-    X = hypercube(2)
-    f = interval_f(X, 0, 1)
-    y_sign, y_relu = sign_network(2, 0, 1)(X), relu_network(2, 0, 1)(X)
-    return [(int(x[0]), int(x[1]), int(f[i]), REPORT_TABLE7[(int(x[0]), int(x[1]))],
-             int(y_sign[i]), int(y_relu[i])) for i, x in enumerate(X)]
-
-
-def render_markdown(study: Study) -> str:
-    """reports/boolean.md: Tables 7-9 computed, the checks and what they found."""
-    n_pairs = study.cases * len(NETWORKS)
-    fails = study.failures
-    fc_sign, fc_relu = study.float_counts["sign"], study.float_counts["relu"]
-    sep = study.separable_count()
-    out = [
-        "# Question 3: the Boolean interval function and the hand-built networks, verified",
-        "",
-        f"Generated by `python -m stages.boolean` with `boolean.max_d` = {study.max_d}, "
-        f"`boolean.perturbations` = {study.perturbations}, `seed` = {study.seed}. "
-        f"Every (D, A, B) with 1 ≤ D ≤ {study.max_d} and −D ≤ A ≤ B ≤ D: "
-        f"**{study.cases} cases, {study.inputs:,} inputs**, each checked for both networks "
-        f"({n_pairs} case-network pairs).",
-        "",
-        "## Checks",
-        "",
-        "| check | failing pairs |",
-        "|---|---|",
-        f"| both networks equal f on all 2^D inputs | {fails['exhaustive']} |",
-        f"| L1 margin certified from the weights ≥ 1/2 (smallest found: {study.margin:g}) "
-        f"| {fails['margin']} |",
-        f"| no output changes under {study.perturbations} random perturbations with "
-        f"‖t·v‖₁ < 1/2 (exact, dyadic) and the 2D corners ±(1/2 − 2⁻¹⁰)·eᵢ, at all 2^D inputs "
-        f"| {fails['within_margin']} |",
-        "| under those, z3 stays exactly as it was at inputs inside [A, B] (the cancellation "
-        f"of Section 3.3) | {fails['cancellation']} |",
-        f"| a corner ±(1/2 + 2⁻¹⁰)·eᵢ changes some output (the margin is tight) "
-        f"| {fails['tightness']} |",
-        "",
-        f"**Failures: {study.total_failures}.**",
-        "",
-        "## Table 7 and Figure 11 (D = 2, A = 0, B = 1)",
-        "",
-        "| x₁ | x₂ | f(x) computed | f(x) report | sign-unit network | ReLU network |",
-        "|---|---|---|---|---|---|",
-    ]
-    out += [f"| {' | '.join(_num(v) for v in row)} |" for row in table7_rows()]
-    sep_report = study.separability.get((2, 0, 1))
-    out += ["", "![Figure 11](figures/fig11_boolean.png)", "", "## Single perceptron", ""]
-    if sep_report is not None:
-        s_lo, s_in, s_hi = sep_report.witness
-        out += [
-            f"The report's case D=2, A=0, B=1 is **not** linearly separable: along the sums "
-            f"−2, 0, 2 the labels change sign {sep_report.label_changes} times, and the "
-            f"midpoint (0, 0) of the two positive points (+1, −1), (−1, +1) is also the "
-            f"midpoint of the two negative points (+1, +1), (−1, −1) (λ = {sep_report.lam:g}), "
-            f"so any line would put it on both sides.",
-            "",
-        ]
-    out += [
-        "The decision for every case: f depends on Σx only and is symmetric in the "
-        "coordinates, so averaging any separator over all permutations of the coordinates gives "
-        "one with equal weights; f is separable iff its labels along the reachable sums "
-        "−D, −D+2, …, D change sign at most once. Separable cases carry a weight vector found "
-        "by the perceptron algorithm and verified (strictly) on all 2^D inputs; the others "
-        "carry a computed witness: centroids of inputs with sums s_lo < A ≤ s_in ≤ B < s_hi "
-        "such that centroid(s_in) = λ·centroid(s_lo) + (1−λ)·centroid(s_hi), a point in both "
-        "classes' convex hulls.",
-        "",
-        f"**{sep} of {study.cases} cases are separable** and {study.cases - sep} are not. "
-        "So the report's conclusion holds as \"not for every (A, B)\", not as \"never\": f is a "
-        "single perceptron exactly when no reachable sum lies below A, or none above B, or none "
-        "in [A, B].",
-        "",
-        "| D | cases | separable | not separable | most perceptron updates |",
-        "|---|---|---|---|---|",
-    ]
-    for D in range(1, study.max_d + 1):
-        rows = [s for (d, _, _), s in study.separability.items() if d == D]
-        seps = [s for s in rows if s.separable]
-        out.append(f"| {D} | {len(rows)} | {len(seps)} | {len(rows) - len(seps)} | "
-                   f"{max(s.updates for s in seps)} |")
-    if study.max_d >= 2:
-        out += ["", "Every case of D = 2, with its evidence:", "",
-                "| A | B | separable | evidence |", "|---|---|---|---|"]
-        for (D, A, B), s in study.separability.items():
-            if D != 2:
-                continue
-            if s.separable:
-                w = ", ".join(f"{v:g}" for v in s.weights)
-                ev = f"perceptron: w = ({w}), b = {s.bias:g} after {s.updates} updates"
-            else:
-                ev = (f"sums {s.witness} (below, inside, above), λ = {s.lam:g}")
-            out.append(f"| {A} | {B} | {'yes' if s.separable else 'no'} | {ev} |")
-
-    t8 = study.tables["sign"]
-    b2 = sign_network(1, 0, 0).b2
-    out += ["", "## Table 8: sign hidden units, output ŷ = z3 = h1 + h2 − 1", "",
-            "Values over every case and input in each interval (a single value each).", "",
-            "| interval | h1 | h2 | b₁⁽²⁾ | ŷ = z3 | f(x) | as in the report |",
-            "|---|---|---|---|---|---|---|"]
-    for region in REGIONS:
-        e = t8[region]
-        got = tuple(e[k]["values"] for k in ("h1", "h2")) + ([b2],) + tuple(
-            e[k]["values"] for k in ("z3", "f"))
-        same = all(len(g) == 1 and g[0] == r for g, r in zip(got, REPORT_TABLE8[region]))
-        out.append(f"| {REGION_LABELS[region]} | {_values(e['h1'])} | {_values(e['h2'])} | "
-                   f"{_num(b2)} | {_values(e['z3'])} | {_values(e['f'])} | "
-                   f"{'yes' if same else 'NO'} |")
-
-    t9 = study.tables["relu"]
-    out += ["", "## Table 9: ReLU hidden units, output h3 = sign(z3), z3 = −h1 − h2 + 2(B−A) + 2",
-            "", "Each entry is the affine expression in (Σx, A, B) that reproduces every case and "
-            "input of the interval exactly, solved from the computed values.", "",
-            "| interval | h1 | h2 | z3 | h3 | f(x) | the report's entry where it differs |",
-            "|---|---|---|---|---|---|---|"]
-    mismatches = []
-    for region in REGIONS:
-        e = t9[region]
-        diffs = [f"{k} = {render_affine(REPORT_TABLE9[region][k])}" for k in ("h1", "h2", "z3")
-                 if e[k]["expr"] != REPORT_TABLE9[region][k]]
-        mismatches += [(region, d) for d in diffs]
-        out.append(f"| {REGION_LABELS[region]} | {_values(e['h1'])} | {_values(e['h2'])} | "
-                   f"{_values(e['z3'])} | {_values(e['y'])} | {_values(e['f'])} | "
-                   f"{'; '.join(diffs) or '—'} |")
-    for region, diff in mismatches:
-        out += ["", f"For {REGION_LABELS[region]} the report prints {diff}; the network computes "
-                f"the expression in the table, which reproduces every computed value."]
-        if region == "below" and diff.startswith("z3"):
-            # the one slip the report is known to have: why it matters, not just that it differs
-            out[-1] += (" Written as 1 + 2(A − Σx), the printed z3 is ≥ 3 for Σx < A and would "
-                        "give h3 = +1; the network's 1 + 2(Σx − A) ≤ −1 gives the −1 required. "
-                        "The network is right; the printed formula is a sign slip.")
-
-    out += [
-        "", "## Perturbations x + t·v", "",
-        "The margin the construction guarantees is **‖t·v‖₁ < 1/2**: the hidden "
-        "pre-activations 2(Σx − A) + 1 and 2(B − Σx) + 1 are odd integers, so |z| ≥ 1, and a "
-        "perturbation moves each by 2·Σᵢ tvᵢ, at most 2‖t·v‖₁ (equivalently ‖t·v‖∞ < 1/(2D)). "
-        f"The margin certified from each network's weights is {study.margin:g} in every case, "
-        "and it is tight: moving one coordinate by 1/2 + 2⁻¹⁰ changes an output in every case, "
-        "for both networks (at Σx = A − 1 it lifts z1 from −1 above 0; at Σx = A it drops "
-        "z1 from 1 below 0). The report's \"≪ 1\" is therefore \"< 1/2 in L1\".",
-        "",
-        "The random perturbations (radius uniform below 1/2, Gaussian directions) are used "
-        "twice: truncated onto the grid 2⁻²⁰, where float64 evaluates the networks without any "
-        "rounding, so the checks above are checks of the real-number arguments; and as drawn, "
-        "in ordinary float64, below.",
-        "",
-        "## Floating point at the ReLU network's zero output pre-activation",
-        "",
-        f"Inside [A, B] the ReLU network's z3 is exactly 0 (Table 9) and h3 = sign(0) = +1 only "
-        f"by the convention g(0) = +1 of equation (10): the network has no output margin there. "
-        f"With the perturbations as drawn, float64 evaluated z3 at "
-        f"{fc_relu['inside']:,} perturbed inputs inside [A, B]; z3 differed from 0.0 at "
-        f"**{fc_relu['z3_moved']:,}** of them and the output changed at "
-        f"{fc_relu['flips_inside']:,} (outside [A, B]: {fc_relu['flips_outside']:,} changes; the "
-        f"sign-unit network: {fc_sign['flips_inside'] + fc_sign['flips_outside']:,}). "
-        "The report's cancellation survives rounding because the two hidden units see the same "
-        "float sum with opposite signs (W1 columns ±2, summed in the same order, so the second is "
-        "the exact negative of the first), their biases are integers, and round-to-nearest is "
-        "symmetric: the two rounding errors cancel or stay below half an ulp of 2(B − A) + 2.",
-        "",
-        "That zero is a knife edge, not a margin: summing the second unit's inputs in the "
-        f"reverse order (the same real numbers) makes z3 nonzero at "
-        f"{fc_relu['reordered_moved']:,} of the {fc_relu['inside']:,} evaluations "
-        f"({fc_relu['reordered_moved'] / max(fc_relu['inside'], 1):.1%}) and flips the output "
-        f"to −1 at {fc_relu['reordered_flips']:,} "
-        f"({fc_relu['reordered_flips'] / max(fc_relu['inside'], 1):.1%}). A strict threshold "
-        "(z > 0) or `np.sign` (which maps 0 to 0) would get every input inside [A, B] wrong even "
-        "without a perturbation.",
-        "",
-    ]
-    return "\n".join(out)
-
-
-def plot_figure11(path: str) -> None:
-    """Figure 11: the four inputs of D=2 coloured by f (A=0, B=1), with the crossing segments
-    that show no line separates them."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hw1.outputs import atomic_path
-
-    X = hypercube(2)
-    f = interval_f(X, 0, 1)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for label, color, marker in ((1, "tab:blue", "o"), (-1, "tab:red", "x")):
-        pts = X[f == label]
-        ax.plot(*pts.T, ls="--", color=color, lw=1, alpha=0.6)
-        ax.scatter(*pts.T, c=color, marker=marker, s=120, label=f"f(x) = {label:+d}", zorder=3)
-    ax.scatter([0], [0], facecolors="none", edgecolors="black", s=80, zorder=3,
-               label="midpoint of both classes")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), xlabel="$x_1$", ylabel="$x_2$",
-           title="D = 2, A = 0, B = 1: not linearly separable", aspect="equal")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -4,17 +4,19 @@ from __future__ import annotations
 import sys
 import time
 
-from hw1.boolean import metrics, plot_figure11, render_markdown, run_study, validate_boolean
+from hw1.boolean import metrics, run_study, validate_boolean
+from hw1.boolean_report import load_printed_tables, render_markdown, write_figure11
 from hw1.outputs import write_json, write_text
 from hw1.params import ParamsError, load_params
 
 
 def main() -> None:
     max_d, perturbations, seed = validate_boolean(load_params())
+    printed = load_printed_tables()   # read first: a bad file fails before the study runs
     start = time.perf_counter()
     study = run_study(max_d, perturbations, seed)
-    write_text("reports/boolean.md", render_markdown(study))
-    plot_figure11("reports/figures/fig11_boolean.png")
+    write_text("reports/boolean.md", render_markdown(study, printed))
+    write_figure11("reports/figures/fig11_boolean.png")
     summary = metrics(study)
     write_json("metrics/boolean.json", summary)
     print(f"Checked {summary['cases']} cases (D = 1..{max_d}) in "

@@ -1,4 +1,6 @@
-"""Question 3: the checks of hw1.boolean catch wrong networks, and the stage writes its outputs."""
+"""Question 3: the checks of hw1.boolean catch wrong networks, hw1.boolean_report sets them
+beside the report's printed tables (from reports/report_values.yaml), and the stage writes its
+outputs."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,13 +15,16 @@ import numpy as np
 import pytest
 import yaml
 
-from hw1.boolean import (GUARANTEED_MARGIN, REPORT_TABLE7, REPORT_TABLE9, TIGHTNESS_STEP,
-                         Network, cases, check_network, hypercube, interval_f,
-                         network_tables, perceptron, relu_network, render_affine, run_study,
-                         separability, sign_network, table7_rows, validate_boolean)
+from hw1.boolean import (GUARANTEED_MARGIN, TIGHTNESS_STEP, Network, cases, check_network,
+                         hypercube, interval_f, perceptron, relu_network, run_study,
+                         separability, sign_network, validate_boolean)
+from hw1.boolean_report import (ReportValuesError, load_printed_tables, network_tables,
+                                render_affine, render_markdown, table7_rows)
 from hw1.params import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
+REPORT_VALUES = REPO / "reports/report_values.yaml"
+PRINTED = load_printed_tables(REPORT_VALUES)
 
 
 def check(net: Network, D: int, A: int, B: int, perturbations: int = 16):
@@ -27,11 +32,11 @@ def check(net: Network, D: int, A: int, B: int, perturbations: int = 16):
 
 
 def test_table7_truth_table_is_the_reports():
-    rows = table7_rows()
+    assert PRINTED.table7 == {(1, 1): -1, (1, -1): 1, (-1, 1): 1, (-1, -1): -1}
+    rows = table7_rows(PRINTED)
     assert [(x1, x2, f) for x1, x2, f, *_ in rows] == [
         (1, 1, -1), (1, -1, 1), (-1, 1, 1), (-1, -1, -1)]
     assert all(f == report == y_sign == y_relu for _, _, f, report, y_sign, y_relu in rows)
-    assert len(REPORT_TABLE7) == 4
 
 
 def test_case_enumeration_covers_every_interval():
@@ -147,13 +152,64 @@ def test_report_case_is_not_separable_with_the_xor_witness():
 def test_table9_fit_recovers_the_network_and_the_reports_sign_slip():
     relu = network_tables(3)["relu"]
     assert relu["inside"]["z3"]["values"] == [0.0]
-    assert relu["inside"]["h1"]["expr"] == REPORT_TABLE9["inside"]["h1"] == (2, -2, 0, 1)
+    assert relu["inside"]["h1"]["expr"] == PRINTED.table9["inside"]["h1"] == (2, -2, 0, 1)
     assert relu["below"]["z3"]["expr"] == (2, -2, 0, 1)
-    assert REPORT_TABLE9["below"]["z3"] == (-2, 2, 0, 1)
-    assert relu["above"]["z3"]["expr"] == REPORT_TABLE9["above"]["z3"]
+    assert PRINTED.table9["below"]["z3"] == (-2, 2, 0, 1)
+    assert relu["above"]["z3"]["expr"] == PRINTED.table9["above"]["z3"]
     assert render_affine((2, -2, 0, 1)) == "2Σx − 2A + 1"
     assert render_affine((-1, 0, 2, 0)) == "−Σx + 2B"
     assert render_affine((0, 0, 0, 0)) == "0"
+
+
+def test_report_flags_a_printed_entry_that_the_networks_do_not_compute():
+    study = run_study(2, 2, seed=0)
+    faithful = render_markdown(study, PRINTED)
+    table8 = [line for line in faithful.splitlines() if line.endswith("| yes |")]
+    assert len(table8) == 3 and "| NO |" not in faithful
+    wrong = dataclasses.replace(
+        PRINTED, table8={**PRINTED.table8, "above": {**PRINTED.table8["above"], "h2": 1}},
+        table9={**PRINTED.table9, "inside": {**PRINTED.table9["inside"], "z3": (0, 0, 0, 1)}})
+    flagged = render_markdown(study, wrong)
+    assert "| Σx > B | +1 | -1 | -1 | -1 | -1 | NO |" in flagged
+    assert "For A ≤ Σx ≤ B the report prints z3 = 1;" in flagged
+
+
+def test_tables_loader_still_reads_the_file_with_question3():
+    from hw1.tables import load_report_values
+    values = load_report_values(REPORT_VALUES)
+    assert {"data", "runs", "question3"} <= set(values)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda v: v.pop("question3"),
+     "needs a mapping 'question3' (it has none): the report's printed Tables 7-9"),
+    (lambda v: v.update(question3=[1, 2]), "needs a mapping 'question3' (found [1, 2])"),
+    (lambda v: v["question3"]["table9"]["below"].pop("z3"),
+     "has no question3.table9.below.z3: add it (four integers: the coefficients of "
+     "(Σx, A, B, 1))"),
+    (lambda v: v["question3"]["table9"]["below"].update(z3=[-2, 2, 1]),
+     "question3.table9.below.z3 must be four integers: the coefficients of (Σx, A, B, 1), "
+     "got [-2, 2, 1]"),
+    (lambda v: v["question3"]["table8"]["inside"].update(f="+1"),
+     "question3.table8.inside.f must be an integer, got '+1'"),
+    (lambda v: v["question3"]["table7"].__setitem__(1, [1, 1, 1]),
+     "question3.table7 must be four rows [x1, x2, f] of ±1, one per input, got "
+     "[[1, 1, -1], [1, 1, 1], [-1, 1, 1], [-1, -1, -1]]"),
+])
+def test_bad_printed_tables_are_rejected_naming_the_file_and_key(tmp_path, edit, message):
+    values = yaml.safe_load(REPORT_VALUES.read_text(encoding="utf-8"))
+    edit(values)
+    path = tmp_path / "report_values.yaml"
+    path.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ReportValuesError) as err:
+        load_printed_tables(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_missing_report_values_file_is_named(tmp_path):
+    with pytest.raises(ReportValuesError, match=r"report_values\.yaml not found: it holds the "
+                                                r"report's printed Tables 7-9"):
+        load_printed_tables(tmp_path / "report_values.yaml")
 
 
 def test_study_counts_on_small_d():
@@ -163,8 +219,15 @@ def test_study_counts_on_small_d():
     assert study.separable_count() == 6 + 11 + 16
 
 
-def _run_stage(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
+def _run_stage(tmp_path: Path, params: dict, report_values: dict | None = None
+               ) -> subprocess.CompletedProcess:
+    """Run the stage in ``tmp_path`` with ``params`` and the project's report_values.yaml (or
+    ``report_values``)."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/report_values.yaml").write_text(
+        REPORT_VALUES.read_text(encoding="utf-8") if report_values is None
+        else yaml.safe_dump(report_values, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
     return subprocess.run([sys.executable, "-m", "stages.boolean"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -204,3 +267,16 @@ def test_stage_exits_with_a_clear_message_on_bad_params(tmp_path):
     assert proc.stderr.strip() == ("boolean failed: boolean.max_d must be an integer in "
                                    "[1, 14], got True")
     assert not (tmp_path / "metrics").exists()
+
+
+def test_stage_exits_with_a_clear_message_when_question3_is_missing(tmp_path):
+    values = yaml.safe_load(REPORT_VALUES.read_text(encoding="utf-8"))
+    del values["question3"]
+    proc = _run_stage(tmp_path, {"seed": 0, "boolean": {"max_d": 3, "perturbations": 4}},
+                      report_values=values)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "boolean failed: reports/report_values.yaml needs a mapping 'question3' (it has none): "
+        "the report's printed Tables 7-9 under table7, table8 and table9")
+    assert not (tmp_path / "metrics").exists()
+    assert not (tmp_path / "reports/boolean.md").exists()
