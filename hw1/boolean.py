@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from hw1.params import ParamsError, validate_seed
+from hw1.params import Rules, integer, validate_section, validate_seed
 
 GUARANTEED_MARGIN = 0.5
 # Perturbations just inside / just beyond the margin and the grid of the "exact" perturbations
@@ -314,27 +314,15 @@ def separability(D: int, A: int, B: int) -> Separability:
 
 # --------------------------------------------------------------------------- the whole study
 
+# The `boolean` section of params.yaml.
+BOOLEAN_RULES: Rules = {"max_d": integer(1, MAX_D_LIMIT), "perturbations": integer(1)}
+
+
 def validate_boolean(params: dict[str, Any]) -> tuple[int, int, int]:
     """(max_d, perturbations, seed) from params.yaml, or ParamsError naming the key."""
     seed = validate_seed(params)
-    cfg = params.get("boolean")
-    if not isinstance(cfg, dict):
-        raise ParamsError(f"params key 'boolean' must be a mapping, got {cfg!r}")
-    expected = {"max_d", "perturbations"}
-    unknown = sorted(set(cfg) - expected)
-    if unknown:
-        raise ParamsError(f"boolean has unknown key(s) {', '.join(unknown)}; "
-                          f"expected: max_d, perturbations")
-    values = []
-    for key, low, high in (("max_d", 1, MAX_D_LIMIT), ("perturbations", 1, None)):
-        if key not in cfg:
-            raise ParamsError(f"boolean is missing {key}")
-        v = cfg[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < low or (high and v > high):
-            bound = f"an integer in [{low}, {high}]" if high else f"an integer >= {low}"
-            raise ParamsError(f"boolean.{key} must be {bound}, got {v!r}")
-        values.append(v)
-    return values[0], values[1], seed
+    cfg = validate_section(params.get("boolean"), "boolean", BOOLEAN_RULES)
+    return cfg["max_d"], cfg["perturbations"], seed
 
 
 @dataclass

@@ -175,7 +175,7 @@ def test_report_flags_a_printed_entry_that_the_networks_do_not_compute():
 
 
 def test_tables_loader_still_reads_the_file_with_question3():
-    from hw1.tables import load_report_values
+    from hw1.runs import load_report_values
     values = load_report_values(REPORT_VALUES)
     assert {"data", "runs", "question3"} <= set(values)
 
