@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import shutil
 import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -152,11 +154,106 @@ def copy_user_file(src: str | Path | None, out: str | Path) -> None:
     src = Path(src)
     if not src.is_file():
         raise DataError(f"data.path {src} does not exist or is not a file")
-    validate_raw(src)
+    try:
+        validate_raw(src)
+    except DataError as err:
+        raise DataError(f"{err}\n  (data.path names this file: point it at a MedMNIST-layout "
+                        f".npz, e.g. dvc exp run -S data.path=/path/to/octmnist.npz)") from err
     if src.resolve() == Path(out).resolve():
         return
     with atomic_path(out) as tmp:
         shutil.copyfile(src, tmp)
+
+
+# ------------------------------------------------------------------------------------ reading
+
+EXPECTED_NPZ = (f"expected a MedMNIST-layout .npz holding {', '.join(KEYS)} "
+                f"(uint8 images (N, 28, 28), integer labels (N, 1))")
+
+
+def _what_it_is(path: Path, err: Exception) -> str:
+    """What a file that is not a zip archive looks like, for the error message."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if not head:
+        return "it is empty (0 bytes)"
+    size = f"{path.stat().st_size:,} bytes"
+    if head.startswith(b"\x93NUMPY"):
+        return f"it is a single .npy array ({size}), not an .npz archive of named arrays"
+    if head.startswith(b"PK"):
+        return f"it is a damaged or truncated zip archive ({size}; {err})"
+    try:
+        text = head.decode("utf-8").splitlines()[0]
+    except (UnicodeDecodeError, IndexError):
+        text = ""
+    if text and text.isprintable():
+        return f"it is text ({size}), starting {text[:40]!r}"
+    return f"it is not a zip archive ({size}, starting with bytes {head[:8]!r})"
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The six MedMNIST-layout arrays of ``path``, read without pickle; DataError if unreadable.
+
+    np.load trusts each .npy header: a header claiming a huge shape makes it allocate that much
+    (hundreds of GiB) before finding the data missing. Here each member's header is checked
+    against the member's size in the zip directory first, so nothing is allocated that the file
+    does not hold.
+    """
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except OSError as err:
+        raise DataError(f"{path} cannot be read: {err.strerror or err}") from err
+    except (zipfile.BadZipFile, EOFError, ValueError) as err:
+        raise DataError(f"{path} is not a readable .npz file: {_what_it_is(path, err)}; "
+                        f"{EXPECTED_NPZ}") from err
+    with archive:
+        members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        missing = [k for k in KEYS if k not in members]
+        if missing:
+            raise DataError(f"{path} lacks key(s) {', '.join(missing)}; a MedMNIST-layout file "
+                            f"has {', '.join(KEYS)} (found: {', '.join(members) or 'none'})")
+        return {key: _read_member(archive, members[key], f"{path}: key {key}") for key in KEYS}
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
+    fmt = np.lib.format
+    try:
+        with archive.open(info) as fh:
+            version = fmt.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):  # 3.0 is only for non-latin-1 field names
+                raise DataError(f"{where}: {info.filename} is in .npy format version "
+                                f"{version[0]}.{version[1]}; expected 1.0 or 2.0, as numpy.savez "
+                                f"writes for numeric arrays")
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) \
+                else fmt.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(fh)
+            if dtype.hasobject:  # loading it would need pickle, which we never allow
+                raise DataError(f"{where} holds Python objects (pickled data); "
+                                f"expected a plain numeric array")
+            claimed = math.prod(shape) * dtype.itemsize
+            stored = info.file_size - fh.tell()
+            if claimed != stored or any(n < 0 for n in shape):
+                raise DataError(
+                    f"{where}: the header of {info.filename} claims a {dtype} array of shape "
+                    f"{shape} ({claimed:,} bytes) but the member holds {stored:,} bytes of data; "
+                    f"the file is damaged or was not written by numpy.savez")
+            flat = np.empty(math.prod(shape), dtype)
+            view, got = memoryview(flat.view(np.uint8)), 0
+            # in 1 MiB pieces: one readinto would hold a second, temporary copy of the member
+            while got < claimed and (piece := fh.readinto(view[got:got + (1 << 20)])):
+                got += piece
+            # reading past the end is what makes zipfile compare the CRC
+            if got != claimed or fh.read(1):
+                raise DataError(f"{where}: {info.filename} holds {got:,} bytes of data where "
+                                f"the zip directory promised {stored:,}; the file is damaged")
+    except ValueError as err:  # numpy's header parser
+        raise DataError(f"{where}: {info.filename} is not a .npy array ({err}); "
+                        f"{EXPECTED_NPZ}") from err
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise DataError(f"{where}: {info.filename} is damaged ({err}); the file was cut short "
+                        f"or corrupted in transfer or on disk") from err
+    return flat.reshape(shape, order="F" if fortran_order else "C")
 
 
 # --------------------------------------------------------------------------------- validation
@@ -171,22 +268,7 @@ def load_raw(path: str | Path) -> dict[str, np.ndarray]:
 def validate_raw(path: str | Path) -> dict[str, np.ndarray]:
     """Check the six keys, dtypes, shapes and label range; raise DataError naming the problem."""
     path = Path(path)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path} is not a readable .npz file ({err})") from err
-    with npz:
-        missing = [k for k in KEYS if k not in npz.files]
-        if missing:
-            raise DataError(f"{path} lacks key(s) {', '.join(missing)}; a MedMNIST-layout file "
-                            f"has {', '.join(KEYS)} (found: {', '.join(npz.files) or 'none'})")
-        arrays = {}
-        for key in KEYS:
-            try:
-                arrays[key] = npz[key]
-            except ValueError as err:  # object arrays need pickle, which we never allow
-                raise DataError(f"{path}: key {key} holds Python objects (pickled data); "
-                                f"expected a plain numeric array") from err
+    arrays = read_npz(path)
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         where = f"{path}: key {split}_images"
@@ -298,7 +380,11 @@ def prepare(raw_path: str | Path, out: str | Path, test_distribution: str,
     if test_distribution not in ("train", "balanced"):
         raise DataError(f"data.test_distribution must be 'train' or 'balanced', "
                         f"got {test_distribution!r}")
-    raw = load_raw(raw_path)
+    try:
+        raw = load_raw(raw_path)
+    except DataError as err:
+        raise DataError(f"{err}\n  (the fetch stage writes {raw_path}: run `dvc repro -f fetch` "
+                        f"to write it again)") from err
     md5 = file_md5(raw_path)
     if test_distribution == "train":
         keep = report_test_subset(raw["test_labels"])

@@ -4,17 +4,22 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hw1.data import (REAL_SIZES, REPORT_TEST_COUNTS, DataError, copy_user_file, download,
                       features, prepare, report_test_subset, synthetic_octmnist, validate_raw)
 from hw1.splits import load_prepared
 
+REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: several read blocks
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
@@ -135,10 +140,16 @@ def _save(path: Path, arrays: dict, allow_pickle: bool = False) -> Path:
     return path
 
 
-def test_valid_file_passes(tmp_path):
-    arrays = validate_raw(_save(tmp_path / "ok.npz", _raw()))
-    assert set(arrays) == {"train_images", "train_labels", "val_images", "val_labels",
-                           "test_images", "test_labels"}
+@pytest.mark.parametrize("savez", [np.savez, np.savez_compressed])
+def test_valid_file_passes_with_its_values(tmp_path, savez):
+    raw = _raw()
+    raw["train_images"] = np.asfortranarray(raw["train_images"])
+    raw["val_labels"] = raw["val_labels"].astype(">i2")  # big-endian integers are still labels
+    savez(tmp_path / "ok.npz", **raw)
+    arrays = validate_raw(tmp_path / "ok.npz")
+    assert set(arrays) == set(raw)
+    for key, array in raw.items():
+        assert arrays[key].dtype == array.dtype and np.array_equal(arrays[key], array), key
 
 
 @pytest.mark.parametrize("mutate, expected", [
@@ -189,6 +200,108 @@ def test_user_file_is_validated_then_copied(tmp_path):
     assert not (tmp_path / "other.npz").exists()
     with pytest.raises(DataError, match="data.path is not set"):
         copy_user_file(None, out)
+
+
+def _zero_bytes(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _text(path: Path) -> None:
+    path.write_text("train_images,train_labels\n0,1\n")
+
+
+def _bad_crc(path: Path) -> None:
+    arrays = _raw()
+    _save(path, arrays)
+    data = bytearray(path.read_bytes())
+    data[data.index(arrays["val_images"].tobytes()) + 100] ^= 0xFF  # np.savez stores, unpacked
+    path.write_bytes(data)
+
+
+def _npz_of_members(path: Path, members: dict[str, bytes]) -> None:
+    arrays = {f"{key}.npy": array for key, array in _raw().items()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, array)
+            archive.writestr(name, members.get(name, buf.getvalue()))
+
+
+def _huge_shape(path: Path) -> None:
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        member, {"descr": "|u1", "fortran_order": False, "shape": (10**9, 28, 28)})
+    member.write(_raw()["train_images"].tobytes())  # 8 images' bytes, 10**9 claimed: 730 GiB
+    _npz_of_members(path, {"train_images.npy": member.getvalue()})
+
+
+def _text_member(path: Path) -> None:
+    _npz_of_members(path, {"test_labels.npy": b"0,1,2,3\n"})
+
+
+# case -> (how to make the file, what its message must say)
+BAD_FILES = {
+    "zero_bytes": (_zero_bytes, ["is not a readable .npz file: it is empty (0 bytes)",
+                                 "expected a MedMNIST-layout .npz holding train_images"]),
+    "text": (_text, ["is not a readable .npz file: it is text (30 bytes), starting "
+                     "'train_images,train_labels'", "expected a MedMNIST-layout .npz"]),
+    "bad_crc": (_bad_crc, ["key val_images: val_images.npy is damaged",
+                           "Bad CRC-32 for file 'val_images.npy'"]),
+    "huge_shape": (_huge_shape, ["key train_images: the header of train_images.npy claims a "
+                                 "uint8 array of shape (1000000000, 28, 28) "
+                                 "(784,000,000,000 bytes) but the member holds 6,272 bytes"]),
+    "text_member": (_text_member, ["key test_labels: test_labels.npy is not a .npy array",
+                                   "expected a MedMNIST-layout .npz"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_file_gets_one_message_naming_file_and_member(tmp_path, case):
+    make, expected = BAD_FILES[case]
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(DataError) as err:
+        validate_raw(path)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    for part in expected:
+        assert part in message
+    assert "pickled" not in message
+
+
+def _run_stage(workdir: Path, stage: str, params: dict) -> subprocess.CompletedProcess:
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("stage", ["fetch", "prepare"])
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_stage_fails_on_bad_file_with_message_and_no_output(tmp_path, case, stage):
+    make, expected = BAD_FILES[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    if stage == "fetch":  # the user's own file, named by data.path
+        bad = tmp_path / "mine.npz"
+        shown, hint, kept = str(bad), "(data.path names this file", {"params.yaml"}
+    else:  # the fetch stage's output, changed behind DVC's back
+        bad = work / "data/raw/octmnist.npz"
+        bad.parent.mkdir(parents=True)
+        shown, hint = "data/raw/octmnist.npz", "run `dvc repro -f fetch`"
+        kept = {"params.yaml", shown}
+    make(bad)
+    before = bad.read_bytes()
+    proc = _run_stage(work, stage, {"seed": 0, "data": {
+        "source": "file", "path": str(bad), "test_distribution": "train",
+        "synthetic": {"scale": 0.01}}})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"{stage} failed: {shown}")
+    for part in [*expected, hint]:
+        assert part in proc.stderr
+    assert bad.read_bytes() == before
+    assert {str(p.relative_to(work)) for p in work.rglob("*") if p.is_file()} == kept
 
 
 # -------------------------------------------------------------------------------- synthetic
