@@ -1,5 +1,6 @@
-"""OctMNIST: fetching (download, a user's file, or the synthetic stand-in), validation, the
-report's preparation protocol, and the loader every training stage uses.
+"""OctMNIST: fetching (download, a user's file, or the synthetic stand-in), validation of the
+raw file, and the report's preparation protocol (the prepared file's format and loader are in
+hw1.splits).
 
 The raw file follows the MedMNIST layout: ``{train,val,test}_images`` uint8 (N, 28, 28) and
 ``{train,val,test}_labels`` integer (N, 1) with classes 0..3 (CNV, DME, DRUSEN, NORMAL).
@@ -21,14 +22,11 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from hw1.outputs import atomic_path, save_npz
+from hw1.outputs import atomic_path, file_md5, save_npz
 from hw1.params import Rule, Rules, number, one_of
-from hw1.splits import Splits, save_prepared
+from hw1.splits import CLASSES, N_CLASSES, SPLITS, Splits, save_prepared
 
-SPLITS = ("train", "val", "test")
 KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
-CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
-N_CLASSES = len(CLASSES)
 REAL_SIZES = {"train": 97477, "val": 10832, "test": 1000}
 # Class mix of OctMNIST's training split (CNV, DME, DRUSEN, NORMAL), and of its test split.
 TRAIN_MIX = (0.3445, 0.1058, 0.0790, 0.4707)
@@ -51,14 +49,6 @@ DATA_RULES: Rules = {
 
 class DataError(RuntimeError):
     """Bad or unobtainable data; the message says what is wrong and how to fix it."""
-
-
-def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------- fetching
@@ -315,8 +305,6 @@ def synthetic_octmnist(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
     a faint class template is linearly visible. So logistic regression scores clearly below a
     one-hidden-layer network, as on the real data.
     """
-    if not 0 < scale <= 1:
-        raise DataError(f"data.synthetic.scale must be in (0, 1], got {scale}")
     rng = np.random.default_rng(seed)
     grid = np.mgrid[0:28, 0:28].astype(np.float64)
     hidden = np.stack([_blob(rng, grid) for _ in range(3)])          # (3, 28, 28)
@@ -377,9 +365,6 @@ def features(images: np.ndarray) -> np.ndarray:
 def prepare(raw_path: str | Path, out: str | Path, test_distribution: str,
             source: str) -> dict:
     """Write the prepared splits to ``out`` and return the data summary for metrics/data.json."""
-    if test_distribution not in ("train", "balanced"):
-        raise DataError(f"data.test_distribution must be 'train' or 'balanced', "
-                        f"got {test_distribution!r}")
     try:
         raw = load_raw(raw_path)
     except DataError as err:

@@ -325,11 +325,6 @@ def test_synthetic_full_scale_sizes_and_class_mix():
     np.testing.assert_allclose(mix, [0.3445, 0.1058, 0.0790, 0.4707], atol=0.01)
 
 
-def test_synthetic_rejects_bad_scale():
-    with pytest.raises(DataError, match="data.synthetic.scale"):
-        synthetic_octmnist(0, 0)
-
-
 # ------------------------------------------------------------------------------ preparation
 
 def test_report_test_subset_takes_first_of_each_class_in_file_order():
