@@ -31,6 +31,15 @@ def small_params(params: dict, epochs: int = 2, scale: float = 0.02) -> dict:
     return params
 
 
+def small_overrides(params: dict, epochs: int = 2, scale: float = 0.02) -> list[str]:
+    """``small_params`` as `dvc exp run -S` overrides, which keep params.yaml's layout."""
+    overrides = ["data.source=synthetic", f"data.synthetic.scale={scale}",
+                 f"train.epochs={epochs}", "boolean.max_d=4"]
+    for group in ("q1", "q2"):
+        overrides += [f"{group}.{run}.epochs={epochs}" for run in params.get(group, {})]
+    return overrides
+
+
 class DvcRepo:
     """A temporary git + DVC repository holding a copy of the project."""
 
@@ -53,6 +62,11 @@ class DvcRepo:
     def write_params(self, params: dict) -> None:
         (self.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
+    def set_params(self, *overrides: str) -> None:
+        """Change values the way `dvc exp run -S` does, keeping params.yaml's layout."""
+        from dvc.utils.hydra import apply_overrides
+        apply_overrides(str(self.path / "params.yaml"), list(overrides))
+
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message)
@@ -61,6 +75,11 @@ class DvcRepo:
 @pytest.fixture
 def dvc_repo(tmp_path: Path) -> DvcRepo:
     """The project in a fresh git repository, params shrunk by ``small_params``, committed."""
+    return make_dvc_repo(tmp_path)
+
+
+def make_dvc_repo(tmp_path: Path) -> DvcRepo:
+    """What ``dvc_repo`` gives, for fixtures of a wider scope."""
     root = tmp_path / "repo"
     root.mkdir()
     for name in PROJECT_FILES:
@@ -78,6 +97,6 @@ def dvc_repo(tmp_path: Path) -> DvcRepo:
     # an identity of its own: `dvc exp` commits too, with no regard for the variables above
     repo.run("git", "config", "user.name", GIT_ENV["GIT_AUTHOR_NAME"])
     repo.run("git", "config", "user.email", GIT_ENV["GIT_AUTHOR_EMAIL"])
-    repo.write_params(small_params(repo.params()))
+    repo.set_params(*small_overrides(repo.params()))
     repo.commit("project under test")
     return repo

@@ -25,7 +25,7 @@ def stages_run(output: str) -> set[str]:
 
 def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
     first = dvc_repo.run("repro", "train", "q2")
-    assert stages_run(first.stdout) == {"fetch", "prepare", *TORCH_STAGES}
+    assert stages_run(first.stdout) == {"check_params", "fetch", "prepare", *TORCH_STAGES}
     for name in ["train"] + [f"q2/{run}" for run in Q2_RUNS]:
         metrics = json.loads((dvc_repo.path / f"metrics/{name}.json").read_text())
         assert metrics["epochs"] == 2 and metrics["data_source"] == "synthetic (not OctMNIST)"
@@ -39,12 +39,12 @@ def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
 
     # the run you iterate on: only `train` re-runs, none of the report's other runs
     train_lr = dvc_repo.run("exp", "run", "-S", "train.lr=0.001", "train", "q2")
-    assert stages_run(train_lr.stdout) == {"train"}
+    assert stages_run(train_lr.stdout) == {"check_params", "train"}
     assert dvc_repo.params()["train"]["lr"] == 0.001
 
     # one report run: only its own stage re-runs
     before = (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text()
     one_run = dvc_repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=0.5", "train", "q2")
-    assert stages_run(one_run.stdout) == {"q2@ffn_lr1"}
+    assert stages_run(one_run.stdout) == {"check_params", "q2@ffn_lr1"}
     assert dvc_repo.params()["q2"]["ffn_lr1"]["lr"] == 0.5
     assert (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text() != before

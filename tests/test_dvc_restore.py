@@ -1,0 +1,89 @@
+"""End to end with the real `dvc`: what DVC can restore and trust. The run-cache brings back an
+earlier run instead of retraining it, a forced re-run writes the same bytes, one `-S` changes
+one line of params.yaml, and a typo in params.yaml stops the pipeline before it deletes anything.
+
+One pipeline is reproduced for the module; each test starts from that committed baseline.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DvcRepo, make_dvc_repo
+
+CHECKED = ["models/train.pt", "metrics/train.json", "plots/train.csv",
+           "models/q1/perceptron.npz", "models/q2/ffn_lr1.pt", "plots/q2/ffn_lr1.csv",
+           "metrics/summary.json", "reports/tables.md", "reports/figures/fig09_learning_rate.png"]
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def digests(root: Path, paths=CHECKED) -> dict[str, str]:
+    return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in paths}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> DvcRepo:
+    """The whole pipeline reproduced once and committed with its dvc.lock and git outputs."""
+    repo = make_dvc_repo(tmp_path_factory.mktemp("restore"))
+    repo.run("repro")
+    repo.commit("baseline")
+    return repo
+
+
+@pytest.fixture
+def repo(baseline: DvcRepo) -> DvcRepo:
+    """The baseline, with the workspace back at its commit."""
+    baseline.run("git", "reset", "-q", "--hard")
+    baseline.run("checkout", "-f")
+    return baseline
+
+
+def test_forced_rerun_writes_identical_bytes_and_leaves_dvc_lock_clean(repo):
+    before = digests(repo.path)
+    forced = repo.run("repro", "-f", "-s", "train", "q1@perceptron", "prepare")
+    assert stages_run(forced.stdout) == {"train", "q1@perceptron", "prepare"}
+    assert repo.run("git", "status", "--porcelain").stdout == ""
+    assert digests(repo.path) == before
+    assert stages_run(repo.run("repro").stdout) == set()  # nothing downstream went stale
+
+
+def test_switching_back_to_earlier_params_restores_from_the_run_cache(repo):
+    before = digests(repo.path)
+    changed = repo.run("exp", "run", "-S", "train.lr=0.05")
+    assert stages_run(changed.stdout) == {"check_params", "train", "figures", "tables"}
+    # one value, one line: params.yaml keeps the layout `-S` writes
+    diff = repo.run("git", "diff", "-U0", "params.yaml").stdout.splitlines()
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
+        == ["-  lr: 0.1", "+  lr: 0.05"]
+
+    back = repo.run("exp", "run", "-S", "train.lr=0.1")
+    assert stages_run(back.stdout) == set()
+    for stage in ("check_params", "train", "figures", "tables"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout
+    assert digests(repo.path) == before
+    assert repo.run("git", "status", "--porcelain").stdout == ""
+
+
+def test_one_report_run_changes_one_line_of_params(repo):
+    repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=0.5", "q2@ffn_lr1")
+    diff = repo.run("git", "diff", "-U0", "params.yaml").stdout.splitlines()
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
+        == ["-    lr: 1.0", "+    lr: 0.5"]
+
+
+def test_a_typo_in_params_stops_repro_before_any_output_is_deleted(repo):
+    before = digests(repo.path)
+    repo.set_params("q2.ffn_lr1.lr=-1")
+    failed = repo.run("repro", check=False)
+    assert failed.returncode != 0
+    assert "params.yaml is invalid: q2.ffn_lr1.lr must be a finite number > 0, got -1" \
+        in failed.stderr
+    assert "Traceback" not in failed.stderr + failed.stdout
+    assert stages_run(failed.stdout) == {"check_params"}
+    assert digests(repo.path) == before
