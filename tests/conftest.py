@@ -14,7 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 # What a clone holds that the pipeline needs; outputs and caches are left behind.
 PROJECT_FILES = ["hw1", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
-                 ".dvcignore", ".gitignore", "reports/report_values.yaml"]
+                 ".dvcignore", ".gitignore", "reports/report_values.yaml", "scripts/review.sh"]
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
@@ -72,15 +72,9 @@ class DvcRepo:
         self.run("git", "commit", "-q", "-m", message)
 
 
-@pytest.fixture
-def dvc_repo(tmp_path: Path) -> DvcRepo:
-    """The project in a fresh git repository, params shrunk by ``small_params``, committed."""
-    return make_dvc_repo(tmp_path)
-
-
-def make_dvc_repo(tmp_path: Path) -> DvcRepo:
-    """What ``dvc_repo`` gives, for fixtures of a wider scope."""
-    root = tmp_path / "repo"
+def project_repo(root: Path) -> DvcRepo:
+    """The project copied into a new git repository at ``root``, params shrunk by
+    ``small_params``, committed on ``main``."""
     root.mkdir()
     for name in PROJECT_FILES:
         src = REPO / name
@@ -100,3 +94,9 @@ def make_dvc_repo(tmp_path: Path) -> DvcRepo:
     repo.set_params(*small_overrides(repo.params()))
     repo.commit("project under test")
     return repo
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> DvcRepo:
+    """The project in a fresh git repository, params shrunk by ``small_params``, committed."""
+    return project_repo(tmp_path / "repo")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DvcRepo, make_dvc_repo
+from conftest import DvcRepo, project_repo
 
 CHECKED = ["models/train.pt", "metrics/train.json", "plots/train.csv",
            "models/q1/perceptron.npz", "models/q2/ffn_lr1.pt", "plots/q2/ffn_lr1.csv",
@@ -30,7 +30,7 @@ def digests(root: Path, paths=CHECKED) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory) -> DvcRepo:
     """The whole pipeline reproduced once and committed with its dvc.lock and git outputs."""
-    repo = make_dvc_repo(tmp_path_factory.mktemp("restore"))
+    repo = project_repo(tmp_path_factory.mktemp("restore") / "repo")
     repo.run("repro")
     repo.commit("baseline")
     return repo
