@@ -3,6 +3,7 @@ that run the real `dvc` commands on a small synthetic dataset."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,3 +82,14 @@ def dvc_repo(tmp_path: Path) -> DvcRepo:
     repo.write_params(small_params(repo.params()))
     repo.commit("project under test")
     return repo
+
+
+@pytest.fixture(scope="module")
+def module_dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """`dvc_repo`, built once per test module: for modules whose tests share one baseline run."""
+    return dvc_repo.__wrapped__(tmp_path_factory.mktemp("module"))
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` / `dvc exp run` output says it ran."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
