@@ -1,5 +1,5 @@
-"""A local S3 store for the remote tests: moto's S3 API served on 127.0.0.1, with IAM keys it
-checks, and a way to take it down in the middle of an upload.
+"""A local S3 store for the remote tests: moto's S3 API served on 127.0.0.1, a user whose keys
+it can check, and a way to take it down in the middle of an upload.
 
 moto keeps its buckets in this process, not in the server, so they survive `stop()` and
 `start()`; a restart binds the same port, so a remote's `endpointurl` stays valid.
@@ -16,7 +16,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 REGION = "us-east-1"
-# Allows the store's one user everything on S3; moto checks each request against it.
+# The store's one user may do anything on S3 (checked while IAM authentication is on).
 S3_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
 
@@ -37,7 +37,7 @@ class S3Store:
     def __init__(self, bucket: str = "results") -> None:
         self.bucket = bucket
         self.port = 0
-        self.uploads = 0
+        self._uploads = 0
         self._fail_after: int | None = None
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
@@ -70,7 +70,7 @@ class S3Store:
     def fail_after_uploads(self, count: int | None) -> None:
         """Go down at the upload after the next ``count`` ones (``None``: never)."""
         with self._lock:
-            self.uploads, self._fail_after = 0, count
+            self._uploads, self._fail_after = 0, count
 
     def client(self, key_id: str = "setup", secret: str = "setup"):
         """A boto3 S3 client for this store."""
@@ -101,8 +101,8 @@ class S3Store:
         path = environ.get("PATH_INFO", "").strip("/")
         if environ["REQUEST_METHOD"] == "PUT" and "/" in path:   # an object, not a bucket
             with self._lock:
-                self.uploads += 1
-                cut = self._fail_after is not None and self.uploads > self._fail_after
+                self._uploads += 1
+                cut = self._fail_after is not None and self._uploads > self._fail_after
             if cut:
                 # what the client of a store that dies mid-request sees: a dropped connection,
                 # then nobody listening
