@@ -11,6 +11,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -35,7 +36,8 @@ class Baseline:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory) -> Iterator[S3Store]:
+    """The store, up for the whole module, and its user's keys in the environment."""
     no_aws_config = tmp_path_factory.mktemp("aws") / "config"
     no_aws_config.write_text("")
     store = S3Store()
@@ -57,6 +59,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def baseline(module_dvc_repo: DvcRepo, store: S3Store, tmp_path_factory) -> Baseline:
+    """Clone A: the pipeline run once, committed to `origin`, its data pushed to the store."""
     a = module_dvc_repo
     a.run("remote", "add", "-d", "storage", REMOTE_URL)
     a.run("remote", "modify", "--local", "storage", "endpointurl", store.endpoint)
@@ -77,6 +80,7 @@ def clone(baseline: Baseline, store: S3Store, dest: Path) -> DvcRepo:
 
 
 def cached_outputs(repo: DvcRepo) -> dict[str, bytes]:
+    """The files DVC caches in ``repo``, by path."""
     return {str(path.relative_to(repo.path)): path.read_bytes()
             for name in CACHED_DIRS for path in sorted((repo.path / name).rglob("*"))
             if path.is_file()}
