@@ -3,6 +3,7 @@ that run the real `dvc` commands on a small synthetic dataset."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,14 @@ def project_repo(root: Path) -> DvcRepo:
 def dvc_repo(tmp_path: Path) -> DvcRepo:
     """The project in a fresh git repository, params shrunk by ``small_params``, committed."""
     return project_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="module")
+def module_dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """`dvc_repo`, built once per test module: for modules whose tests share one baseline run."""
+    return project_repo(tmp_path_factory.mktemp("module") / "repo")
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` / `dvc exp run` output says it ran."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
