@@ -14,7 +14,7 @@ import pytest
 
 from conftest import GIT_ENV, DvcRepo, project_repo
 
-ALL_STAGES = {"fetch", "prepare", "train", "boolean", "figures", "tables",
+ALL_STAGES = {"check_params", "fetch", "prepare", "train", "boolean", "figures", "tables",
               *(f"q1@{run}" for run in ["perceptron", "logreg_lr1e-2", "logreg_lr1e-3", "mlp"]),
               *(f"q2@{run}" for run in ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3",
                                         "ffn_bs1024", "ffn_lr1", "ffn_lr1e-2", "ffn_lr1e-3",
@@ -117,7 +117,7 @@ def test_one_value_branch_reruns_that_stage_and_restores_the_rest(baseline, tmp_
 
     result = review(branch, "pr", DVC_REMOTE_URL=str(baseline.remote))
     assert result.returncode == 0, result.stderr
-    assert stages_run(result.stdout) == {"q1@logreg_lr1e-3", "figures", "tables"}
+    assert stages_run(result.stdout) == {"check_params", "q1@logreg_lr1e-3", "figures", "tables"}
     assert (branch.path / "models/q2/ffn_lr1.pt").exists()   # restored from the remote
 
     review_md = (branch.path / "review.md").read_text()
