@@ -309,7 +309,8 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
 
 
 @pytest.mark.parametrize("key, q1, message", [
-    ("q1.mlp", {"mlp": {**SMALL_Q1["mlp"], "lr": -1}}, "q1.mlp.lr must be a finite number > 0, got -1"),
+    ("q1.mlp", {"mlp": {**SMALL_Q1["mlp"], "lr": -1}},
+     "q1.mlp.lr must be a finite number > 0, got -1"),
     ("q1.mlp", {"mlp": {**SMALL_Q1["mlp"], "dropout": 0.1}}, "q1.mlp has unknown key(s) dropout"),
     ("q1.nope", SMALL_Q1, "params key 'q1.nope' not found"),
 ])
