@@ -78,14 +78,21 @@ class NumpyClassifier(ABC):
         mean cross-entropy over the epoch's examples, each taken just before its own update;
         then ``train_acc`` and, given ``validation``, ``val_acc`` of the model as it is at the
         end of the epoch. ``rng`` draws the initial weights (if random), then each epoch's shuffle.
+
+        A run whose training loss or weights turn non-finite has diverged: it stops after that
+        epoch's row, and ``diverged_`` says why (``"training loss is nan"``); None otherwise.
         """
         X, y = self._check(X, y)
         if validation is not None:
             validation = self._check(*validation)
         self.initialize(X.shape[1], rng)
+        self.diverged_: str | None = None
         history: History = []
         for epoch in range(1, self.epochs + 1):
-            loss = self.train_epoch(X, y, rng.permutation(len(X)))
+            # A diverging epoch overflows on nearly every example; rather than a wall of
+            # RuntimeWarnings, the check below flags the run and stops it after this epoch.
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = self.train_epoch(X, y, rng.permutation(len(X)))
             row: dict[str, float] = {"epoch": epoch}
             if loss is not None:
                 row["train_loss"] = loss
@@ -95,13 +102,27 @@ class NumpyClassifier(ABC):
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
+            self.diverged_ = self._divergence(loss)
+            if self.diverged_ is not None:
+                break
         return history
+
+    def _divergence(self, loss: float | None) -> str | None:
+        """What is non-finite after an epoch with mean training ``loss``, or None."""
+        if loss is not None and not math.isfinite(loss):
+            return f"training loss is {loss}"
+        # A finite loss can hide blown-up weights (ReLUs of -inf pre-activations output 0).
+        if not all(np.isfinite(w).all() for w in self.weights().values()):
+            return "weights are not finite"
+        return None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The predicted class of each row of ``X`` (ties go to the lowest class, as argmax)."""
         X = np.asarray(X)
-        return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK]).argmax(axis=1)
-                               for a in range(0, len(X), _EVAL_BLOCK)])
+        # A diverged model's scores may be inf or nan (fit flags it); argmax still decides.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK]).argmax(axis=1)
+                                   for a in range(0, len(X), _EVAL_BLOCK)])
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Accuracy on ``(X, y)``."""

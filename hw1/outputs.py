@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -74,16 +75,25 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
-                train_seconds: float, data_source: str) -> dict[str, Any]:
+                train_seconds: float, data_source: str,
+                diverged: str | None = None) -> dict[str, Any]:
     """Headline metrics of one training run from its per-epoch history.
 
     ``history`` rows hold at least ``epoch``, ``train_acc`` and ``val_acc`` of the model as it
-    was at the end of that epoch; the last row is the final model.
+    was at the end of that epoch; the last row is the final model. ``diverged`` is why a run
+    stopped at its last epoch (``"training loss is nan"``), None for a run that did not
+    diverge. Every run says ``diverged`` (true/false), ``diverged_epoch`` and
+    ``diverged_reason`` (null if none) and ``last_finite_losses``: its last (up to) 3 finite
+    training losses by epoch, ``{"1": 1.39, "2": 1.7e9}``, which `dvc metrics show` lists as
+    columns (a list it would leave out); empty for the perceptron (no loss). No value is NaN
+    or infinite, which JSON cannot hold.
     """
     if not history:
         raise ValueError("a run needs at least one epoch of history")
     last = history[-1]
     best = max(history, key=lambda row: row["val_acc"])  # first epoch wins ties
+    finite = [(int(row["epoch"]), round(float(row["train_loss"]), 6)) for row in history
+              if "train_loss" in row and math.isfinite(row["train_loss"])]
     return {
         "train_acc": round(float(last["train_acc"]), 6),
         "val_acc": round(float(last["val_acc"]), 6),
@@ -91,6 +101,10 @@ def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
         "best_val_acc": round(float(best["val_acc"]), 6),
         "best_epoch": int(best["epoch"]),
         "epochs": int(last["epoch"]),
+        "diverged": diverged is not None,
+        "diverged_epoch": int(last["epoch"]) if diverged is not None else None,
+        "diverged_reason": diverged,
+        "last_finite_losses": {str(epoch): loss for epoch, loss in finite[-3:]},
         "train_seconds": round(float(train_seconds), 3),
         "data_source": data_source,
     }
@@ -130,16 +144,18 @@ def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mappi
 
 def write_run(run: "RunId", history: Sequence[Mapping[str, float]], test_acc: float,
               train_seconds: float, data_source: str, outputs: Sequence[str | os.PathLike] = (),
-              metrics_dir: str | os.PathLike = "metrics",
+              diverged: str | None = None, metrics_dir: str | os.PathLike = "metrics",
               plots_dir: str | os.PathLike = "plots") -> dict[str, Any]:
     """Write ``metrics/<run>.json`` and ``plots/<run>.csv`` for one run; return the metrics.
 
     ``outputs`` are the run's other files (its model), already written: when they and the
     metrics equal what dvc.lock recorded for the run's stage, its earlier time is kept.
+    ``diverged``: why the run stopped at its last epoch, if it did (see ``run_metrics``); a
+    non-finite value in the plot data is an empty cell, which pandas and DVC read as missing.
     """
-    metrics = run_metrics(history, test_acc, train_seconds, data_source)
-    rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in history]
+    metrics = run_metrics(history, test_acc, train_seconds, data_source, diverged)
+    rows = [{k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else "")
+             for k, v in row.items()} for row in history]
     plots_path = Path(plots_dir) / f"{run.path}.csv"
     metrics_path = Path(metrics_dir) / f"{run.path}.json"
     write_csv(plots_path, rows)

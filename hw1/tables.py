@@ -4,8 +4,9 @@ Tables 1, 2, 4, 5 and 6 set each value the report gives (``reports/report_values
 only place its numbers live) beside the one the pipeline reproduced (``metrics/<run>.json``) and
 their difference. Table 3 sets the report's default hyperparameters beside params.yaml's
 ``train``. Rows name the params their run actually used; a run whose params differ from the
-report's says so, and every table names the data it came from, so a number from the synthetic
-stand-in or from a changed run is never read as a like-for-like comparison.
+report's says so, a run that diverged says at which epoch, and every table names the data it
+came from, so a number from the synthetic stand-in, a changed run or a diverged one is never
+read as a like-for-like comparison.
 """
 from __future__ import annotations
 
@@ -117,6 +118,16 @@ def _data_mismatch(run_metrics: Mapping[str, Any], data: Mapping[str, Any]) -> s
     return f"trained on {source}, not on the data of metrics/data.json"
 
 
+# --- divergence -------------------------------------------------------------------------------
+
+def _divergence(run_metrics: Mapping[str, Any]) -> str | None:
+    """``"diverged at epoch 3 (training loss is nan)"`` for a run that diverged, else None."""
+    if not run_metrics.get("diverged"):
+        return None
+    return (f"diverged at epoch {run_metrics.get('diverged_epoch')} "
+            f"({run_metrics.get('diverged_reason')})")
+
+
 # --- tables -----------------------------------------------------------------------------------
 
 def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
@@ -163,9 +174,13 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
     header.append("Note")
     cells, csv_rows = [], []
     for i, (label, run) in enumerate(spec.rows):
-        notes = params_mismatch(report["runs"][run.path], used[i])
-        if notes:
-            notes = ["params differ from the report's: " + "; ".join(notes)]
+        notes = []
+        diverged = _divergence(measured[i])
+        if diverged:
+            notes.append(diverged)
+        mismatch = params_mismatch(report["runs"][run.path], used[i])
+        if mismatch:
+            notes.append("params differ from the report's: " + "; ".join(mismatch))
         stale = _data_mismatch(measured[i], data)
         if stale:
             notes.append(stale)
@@ -257,7 +272,8 @@ def render_markdown(tables: Sequence[Table]) -> str:
 
 
 def summary(runs: Sequence[RunId], metrics_dir: str | Path = "metrics") -> dict[str, dict]:
-    """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`."""
+    """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`;
+    ``diverged: true`` beside them for a run that diverged."""
     short = {"test": "test_acc", "val": "val_acc", "best_val": "best_val_acc"}
     out = {}
     for run in runs:
@@ -267,4 +283,6 @@ def summary(runs: Sequence[RunId], metrics_dir: str | Path = "metrics") -> dict[
             raise ReportInputError(f"metrics/{run}.json has no {', '.join(absent)}; run "
                                    f"`dvc repro {run.stage}` again")
         out[run.metric] = {k: round(float(m[key]), 4) for k, key in short.items()}
+        if m.get("diverged"):  # only then: a column in `dvc exp show` for sweeps that diverge
+            out[run.metric]["diverged"] = True
     return out

@@ -56,11 +56,13 @@ def validate(cfg: Any, key: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced: the per-epoch history, the final test accuracy, wall time."""
+    """What a run produced: the per-epoch history, the final test accuracy, wall time, and
+    why training stopped early (``"training loss is nan"``), None if it ran every epoch."""
     history: list[dict[str, float]]
     test_acc: float
     train_seconds: float
     device: str
+    diverged: str | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -196,6 +198,8 @@ def fit(model: nn.Module, splits: Splits, cfg: Mapping[str, Any], seed: int,
 
     History rows: ``epoch`` (1-based), ``train_loss`` (mean over the epoch's batches),
     ``val_loss``, ``train_acc`` and ``val_acc`` (the model at the end of the epoch, eval mode).
+    A run whose training loss turns non-finite has diverged: it stops after that epoch's row,
+    and the test accuracy is that of the model as it stopped.
     """
     device = resolve_device(cfg["device"])
     model.to(device)
@@ -212,6 +216,7 @@ def fit(model: nn.Module, splits: Splits, cfg: Mapping[str, Any], seed: int,
     train_threads, eval_threads = threads_for(cfg["batch_size"]), available_cores()
 
     history: list[dict[str, float]] = []
+    diverged: str | None = None
     start = time.perf_counter()
     with seeded_global_rng(dropout_seed, device):
         for epoch in range(1, cfg["epochs"] + 1):
@@ -226,7 +231,10 @@ def fit(model: nn.Module, splits: Splits, cfg: Mapping[str, Any], seed: int,
             if progress is not None:
                 progress.update(epoch, train_loss=row["train_loss"], val_loss=val_loss,
                                 val_acc=val_acc)
+            if not math.isfinite(row["train_loss"]):
+                diverged = f"training loss is {row['train_loss']}"
+                break
     train_seconds = time.perf_counter() - start
     with cpu_threads(eval_threads):
         _, test_acc = evaluate(model, x_test, y_test)
-    return RunResult(history, test_acc, train_seconds, str(device))
+    return RunResult(history, test_acc, train_seconds, str(device), diverged)

@@ -2,7 +2,7 @@
 
 Writes models/q1/<run>.npz (the learned weights), plots/q1/<run>.csv (per epoch) and
 metrics/q1/<run>.json. Params are checked before the data is loaded, and nothing is written
-unless training finishes.
+unless training finishes. A run that diverges stops there, says so, and is written flagged.
 """
 from __future__ import annotations
 
@@ -47,11 +47,15 @@ def main(argv: list[str]) -> None:
             on_epoch=lambda row: progress.update(
                 int(row["epoch"]), **{k: v for k, v in row.items() if k != "epoch"}))
     seconds = time.perf_counter() - started
+    if model.diverged_:  # a result all the same, flagged in its metrics: exit 0
+        print(f"{key}: {model.diverged_} at epoch {history[-1]['epoch']}: stopped (diverged)",
+              file=sys.stderr, flush=True)
     test_acc = model.score(data.x_test, data.y_test)
 
     model_path = f"models/{run.path}.npz"
     save_npz(model_path, **model.weights())
-    metrics = write_run(run, history, test_acc, seconds, data.dataset, outputs=[model_path])
+    metrics = write_run(run, history, test_acc, seconds, data.dataset, outputs=[model_path],
+                        diverged=model.diverged_)
     print(f"{key} on {data.dataset}: train {metrics['train_acc']:.4f}, "
           f"val {metrics['val_acc']:.4f}, test {metrics['test_acc']:.4f} "
           f"({metrics['train_seconds']:.1f} s)")

@@ -4,6 +4,7 @@ Usage: ``python -m stages.train_torch train`` (the Table 3 network) or
 ``python -m stages.train_torch q2.<name>`` (another run of the report). The params section is
 validated before the data is read; the model's state_dict goes to ``models/train.pt`` or
 ``models/q2/<name>.pt``, the per-epoch history and headline metrics through ``write_run``.
+A run that diverges stops there, says so, and is written like any other (flagged).
 Initialisation, shuffling and dropout all derive from the params' ``seed``.
 """
 from __future__ import annotations
@@ -57,6 +58,9 @@ def main(argv: list[str]) -> None:
     model = build_model(cfg, seed)
     with EpochProgress(name, cfg["epochs"]) as progress:
         result = fit(model, splits, cfg, seed, progress)
+    if result.diverged:  # a result all the same (the report shows its lr-1 run): exit 0
+        print(f"{name}: {result.diverged} at epoch {result.history[-1]['epoch']}: "
+              f"stopped (diverged)", file=sys.stderr, flush=True)
 
     # Tensors moved to the CPU, so the file loads anywhere with weights_only=True. Saved through
     # a file handle: given a path, torch.save records the (temporary) file's name inside it.
@@ -65,7 +69,7 @@ def main(argv: list[str]) -> None:
     with atomic_path(model_path) as tmp, open(tmp, "wb") as fh:
         torch.save(state, fh)
     metrics = write_run(run, result.history, result.test_acc, result.train_seconds,
-                        splits.dataset, outputs=[model_path])
+                        splits.dataset, outputs=[model_path], diverged=result.diverged)
     print(f"{name} on {result.device}: val_acc {metrics['val_acc']:.4f} "
           f"(best {metrics['best_val_acc']:.4f} at epoch {metrics['best_epoch']}), "
           f"test_acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.1f} s "

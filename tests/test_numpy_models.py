@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +183,44 @@ def test_same_seed_gives_identical_run_and_another_seed_changes_it(make, columns
     assert any(not np.array_equal(w, other[1][name]) for name, w in first[1].items())
 
 
+def test_logistic_regression_whose_loss_turns_nan_stops_quietly_and_is_flagged():
+    x, y = small_task(np.random.default_rng(4))
+    model = LogisticRegression(epochs=3, lr=1e300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # no wall of overflow RuntimeWarnings
+        history = model.fit(x, y, np.random.default_rng(0), validation=(x, y))
+        model.score(x, y)                # scoring the model as it stopped is quiet too
+    assert model.diverged_ == "training loss is nan"
+    assert [row["epoch"] for row in history] == [1] and math.isnan(history[0]["train_loss"])
+
+
+def test_mlp_whose_weights_turn_non_finite_stops_at_that_epoch():
+    class BlowsUpInEpoch2(MLP):
+        """An MLP whose hidden biases become -inf at the end of epoch 2: every ReLU then
+        outputs 0, so its loss stays finite (the constant predictor) while its weights do not."""
+        def train_epoch(self, X, y, order):
+            loss = super().train_epoch(X, y, order)
+            self.epochs_done = getattr(self, "epochs_done", 0) + 1
+            if self.epochs_done == 2:
+                self.b1_[:] = -np.inf
+            return loss
+
+    x, y = small_task(np.random.default_rng(4))
+    model = BlowsUpInEpoch2(epochs=5, lr=0.01, hidden_size=8)
+    history = model.fit(x, y, np.random.default_rng(0))
+    assert model.diverged_ == "weights are not finite"
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(math.isfinite(row["train_loss"]) for row in history)
+    assert len(set(model.predict(x).tolist())) == 1
+
+
+def test_runs_that_do_not_diverge_say_so():
+    x, y = small_task(np.random.default_rng(4))
+    for model in (Perceptron(epochs=2), LogisticRegression(epochs=2), MLP(epochs=2)):
+        assert len(model.fit(x, y, np.random.default_rng(0))) == 2
+        assert model.diverged_ is None
+
+
 def test_different_seeds_shuffle_differently_and_each_epoch_afresh():
     orders = []
 
@@ -302,10 +342,33 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
         assert list(rows[0]) == ["epoch", *loss, "train_acc", "val_acc"]
         assert [r["epoch"] for r in rows] == ["1", "2"]
         assert float(rows[-1]["val_acc"]) == metrics["val_acc"]
+        assert metrics["diverged"] is False and metrics["diverged_epoch"] is None
+        assert metrics["last_finite_losses"] == {r["epoch"]: float(r["train_loss"])
+                                                 for r in rows if loss}
 
     assert run_stage(stage_dir, "q1.perceptron").returncode == 0
     again = json.loads((stage_dir / "metrics/q1/perceptron.json").read_text())
     assert {**again, "train_seconds": 0} == {**metrics, "train_seconds": 0}
+
+
+def test_stage_flags_a_diverged_run_with_one_line_and_exits_0(stage_dir):
+    write_params(stage_dir, {"logreg": {"model": "logistic_regression", "epochs": 3,
+                                        "lr": 1e300}})
+    proc = run_stage(stage_dir, "q1.logreg")
+    assert proc.returncode == 0, proc.stderr
+    assert "q1.logreg: training loss is nan at epoch 1: stopped (diverged)\n" in proc.stderr
+    assert "Warning" not in proc.stderr
+    text = (stage_dir / "metrics/q1/logreg.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text   # strict JSON
+    metrics = json.loads(text)
+    assert {k: metrics[k] for k in ("diverged", "diverged_epoch", "diverged_reason", "epochs",
+                                    "last_finite_losses")} == {
+        "diverged": True, "diverged_epoch": 1, "diverged_reason": "training loss is nan",
+        "epochs": 1, "last_finite_losses": {}}
+    with open(stage_dir / "plots/q1/logreg.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["epoch"], r["train_loss"]) for r in rows] == [("1", "")]   # nan: empty cell
+    assert 0 <= metrics["test_acc"] <= 1
 
 
 @pytest.mark.parametrize("key, q1, message", [

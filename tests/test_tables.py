@@ -161,6 +161,23 @@ def test_run_trained_on_other_data_than_data_json_is_flagged(tmp_path):
     assert row(tbl, "q1/perceptron")["note"] == ""
 
 
+DIVERGED = {"diverged": True, "diverged_epoch": 3, "diverged_reason": "training loss is nan",
+            "last_finite_losses": {"1": 1.3, "2": 2.5e11}, "epochs": 3, "test_acc": 0.344}
+
+
+def test_diverged_run_is_marked_and_every_row_is_still_written(tmp_path):
+    metrics = fabricate_metrics(tmp_path, OCTMNIST, {"q2/ffn_lr1": DIVERGED})
+    tables = build_tables(PARAMS, REPORT, OCTMNIST, metrics)
+    tbl = table(tables, 5)
+    assert row(tbl, "q2/ffn_lr1")["note"] == "diverged at epoch 3 (training loss is nan)"
+    assert row(tbl, "q2/ffn_lr1")["test_acc_reproduced"] == 0.344
+    assert [r["note"] for r in tbl.csv_rows if r["run"] != "q2/ffn_lr1"] == [""] * 3
+    spec = next(spec for spec in TABLES if spec.number == 5)
+    assert [r["run"] for r in tbl.csv_rows] == [run.path for _, run in spec.rows]
+    assert len(tbl.cells) == len(spec.rows)
+    assert "| diverged at epoch 3 (training loss is nan) |" in render_markdown(tables)
+
+
 def test_missing_metrics_file_names_the_stage_to_run(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC)
     (metrics / "q2/ffn_lr1.json").unlink()
@@ -183,6 +200,17 @@ def test_summary_holds_headline_numbers_per_run_under_short_keys(tmp_path):
     got = summary([RunId.parse(run) for run in REPORT["runs"]], metrics)
     assert set(got) == {run.replace("/", "_") for run in REPORT["runs"]}
     assert got["q1_mlp"] == {"test": 0.1235, "val": 0.5, "best_val": 0.7}
+
+
+def test_summary_flags_only_a_diverged_run(tmp_path):
+    not_diverged = {"diverged": False, "diverged_epoch": None, "diverged_reason": None,
+                    "last_finite_losses": {"1": 1.2, "2": 1.1}}
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q2/ffn_lr1": DIVERGED,
+                                                      "train": not_diverged})
+    got = summary([RunId.parse(run) for run in REPORT["runs"]], metrics)
+    assert got["q2_ffn_lr1"] == {"test": 0.344, "val": 0.5, "best_val": 0.5, "diverged": True}
+    assert [run for run, values in got.items() if set(values) != {"test", "val", "best_val"}] \
+        == ["q2_ffn_lr1"]
 
 
 def test_stage_writes_markdown_csv_per_table_and_summary(tmp_path, monkeypatch):

@@ -1,7 +1,9 @@
 """Question 2's PyTorch models, training loop and stage entry point, on tiny data."""
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,6 +30,8 @@ FFN = {"model": "feedforward", "epochs": 3, "lr": 0.1, "batch_size": 8, "hidden_
        "optimizer": "sgd", "device": "cpu"}
 LOGREG = {"model": "logistic_regression", "epochs": 3, "lr": 0.1, "batch_size": 8,
           "l2_decay": 0.0, "optimizer": "sgd", "device": "cpu"}
+# Full-batch steps at lr 1e5: the loss goes from 1.4 to about 1e12, then nan at epoch 3.
+DIVERGING = {**FFN, "epochs": 5, "lr": 1e5, "batch_size": 96, "hidden_size": 64}
 
 
 def tiny_splits(n_train: int = 96, seed: int = 0) -> Splits:
@@ -172,6 +176,17 @@ def test_adam_trains_too():
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+def test_a_run_whose_loss_turns_nan_stops_at_that_epoch():
+    _, result = train(DIVERGING)
+    assert result.diverged == "training loss is nan"
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    losses = [row["train_loss"] for row in result.history]
+    assert all(math.isfinite(v) for v in losses[:2]) and math.isnan(losses[2])
+    assert 0 <= result.test_acc <= 1   # measured on the model as it stopped
+    _, healthy = train(FFN)
+    assert healthy.diverged is None
+
+
 def test_fit_restores_thread_count_and_global_rng():
     threads, state = torch.get_num_threads(), torch.get_rng_state()
     train({**FFN, "dropout": 0.5})
@@ -218,6 +233,10 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
                             "train_seconds"}
     rows = (tmp_path / "plots/q2/tiny.csv").read_text().splitlines()
     assert rows[0] == "epoch,train_loss,val_loss,train_acc,val_acc" and len(rows) == 4
+    assert metrics["diverged"] is False and metrics["diverged_epoch"] is None
+    assert metrics["diverged_reason"] is None
+    assert metrics["last_finite_losses"] == {r.split(",")[0]: float(r.split(",")[1])
+                                             for r in rows[1:]}
     state = torch.load(tmp_path / "models/q2/tiny.pt", weights_only=True)
     model = build_model(FFN, seed=0)
     model.load_state_dict(state)
@@ -232,6 +251,39 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
     again = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
     assert {k: v for k, v in again.items() if k != "train_seconds"} == first
     assert (tmp_path / "plots/q2/tiny.csv").read_text() == first_plot
+
+
+def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, monkeypatch,
+                                                                    capsys):
+    write_project(tmp_path, DIVERGING)
+    monkeypatch.chdir(tmp_path)
+    train_torch.main(["q2.tiny"])   # returns: the stage exits 0
+
+    assert "q2/tiny: training loss is nan at epoch 3: stopped (diverged)\n" \
+        in capsys.readouterr().err
+    text = (tmp_path / "metrics/q2/tiny.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text   # strict JSON
+    metrics = json.loads(text)
+    assert (metrics["diverged"], metrics["diverged_epoch"], metrics["epochs"]) == (True, 3, 3)
+    assert metrics["diverged_reason"] == "training loss is nan"
+    with open(tmp_path / "plots/q2/tiny.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]   # no row past the stop
+    assert rows[2]["train_loss"] == rows[2]["val_loss"] == ""   # nan: an empty cell
+    assert metrics["last_finite_losses"] == {r["epoch"]: float(r["train_loss"])
+                                             for r in rows[:2]}
+    data = tiny_splits()
+    model = build_model(DIVERGING, seed=0)
+    model.load_state_dict(torch.load(tmp_path / "models/q2/tiny.pt", weights_only=True))
+    _, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
+    assert metrics["test_acc"] == pytest.approx(test_acc, abs=1e-6)
+
+    outputs = ["plots/q2/tiny.csv", "models/q2/tiny.pt"]
+    first = {name: (tmp_path / name).read_bytes() for name in outputs}
+    train_torch.main(["q2.tiny"])
+    assert {name: (tmp_path / name).read_bytes() for name in outputs} == first
+    again = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
+    assert {**again, "train_seconds": 0} == {**metrics, "train_seconds": 0}
 
 
 @pytest.mark.parametrize("key, value, message", [
