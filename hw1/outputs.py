@@ -142,11 +142,13 @@ def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mappi
     return earlier.get("train_seconds") if same else None
 
 
-def write_run(run: "RunId", history: Sequence[Mapping[str, float]], test_acc: float,
-              train_seconds: float, data_source: str, outputs: Sequence[str | os.PathLike] = (),
-              diverged: str | None = None, metrics_dir: str | os.PathLike = "metrics",
+def write_run(run: "RunId", seed: int, history: Sequence[Mapping[str, float]],
+              test_acc: float, train_seconds: float, data_source: str,
+              outputs: Sequence[str | os.PathLike] = (), diverged: str | None = None,
+              metrics_dir: str | os.PathLike = "metrics",
               plots_dir: str | os.PathLike = "plots") -> dict[str, Any]:
-    """Write ``metrics/<run>.json`` and ``plots/<run>.csv`` for one run; return the metrics.
+    """Write one (run, seed)'s metrics and per-epoch curve (``metrics/seeds/<run>/<seed>.json``,
+    ``plots/seeds/<run>/<seed>.csv``); return the metrics.
 
     ``outputs`` are the run's other files (its model), already written: when they and the
     metrics equal what dvc.lock recorded for the run's stage, its earlier time is kept.
@@ -156,10 +158,11 @@ def write_run(run: "RunId", history: Sequence[Mapping[str, float]], test_acc: fl
     metrics = run_metrics(history, test_acc, train_seconds, data_source, diverged)
     rows = [{k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else "")
              for k, v in row.items()} for row in history]
-    plots_path = Path(plots_dir) / f"{run.path}.csv"
-    metrics_path = Path(metrics_dir) / f"{run.path}.json"
+    plots_path = Path(plots_dir) / f"{run.seed_curve(seed)}.csv"
+    metrics_path = Path(metrics_dir) / f"{run.seed_metrics(seed)}.json"
     write_csv(plots_path, rows)
-    earlier = recorded_seconds(run.stage, metrics_path, metrics, [*outputs, plots_path])
+    earlier = recorded_seconds(run.seed_stage(seed), metrics_path, metrics,
+                               [*outputs, plots_path])
     if earlier is not None:
         metrics["train_seconds"] = earlier
     write_json(metrics_path, metrics)

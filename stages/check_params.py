@@ -12,11 +12,12 @@ from hw1 import numpy_models, torch_training
 from hw1.boolean import validate_boolean
 from hw1.data import DATA_RULES
 from hw1.outputs import write_text
-from hw1.params import ParamsError, load_params, section, validate_section, validate_seed
+from hw1.params import (ParamsError, load_params, section, validate_section, validate_seed,
+                        validate_seeds)
 from hw1.runs import RunId
 
 OUT = "data/params_checked.txt"
-SECTIONS = ("seed", "data", "train", "q1", "q2", "boolean")
+SECTIONS = ("seed", "seeds", "data", "train", "q1", "q2", "boolean")
 
 
 def check(params: dict) -> None:
@@ -26,6 +27,7 @@ def check(params: dict) -> None:
         raise ParamsError(f"params.yaml has unknown section(s) {', '.join(map(str, unknown))}; "
                           f"expected: {', '.join(SECTIONS)}")
     validate_seed(params)
+    validate_seeds(params)
     validate_section(section(params, "data"), "data", DATA_RULES)
     torch_training.validate(section(params, "train"), "train")
     for group, validate in (("q1", numpy_models.validate), ("q2", torch_training.validate)):

@@ -1,7 +1,7 @@
-"""DVC stage `q1@<run>`: train one Question 1 NumPy model (`python -m stages.train_numpy q1.mlp`).
+"""DVC stage `q1@<run>-<seed>`: one Question 1 NumPy run, one seed (`... train_numpy q1.mlp 42`).
 
-Writes models/q1/<run>.npz (the learned weights), plots/q1/<run>.csv (per epoch) and
-metrics/q1/<run>.json. Params are checked before the data is loaded, and nothing is written
+Writes models/q1/<run>/<seed>.npz (the learned weights), plots/seeds/q1/<run>/<seed>.csv (per
+epoch) and metrics/seeds/q1/<run>/<seed>.json. Params are checked before the data is loaded, and nothing is written
 unless training finishes. A run that diverges stops there, says so, and is written flagged.
 """
 from __future__ import annotations
@@ -19,28 +19,28 @@ import numpy as np  # noqa: E402
 
 from hw1.numpy_models import from_params, validate  # noqa: E402
 from hw1.outputs import save_npz, write_run  # noqa: E402
-from hw1.params import ParamsError, load_params, section, validate_seed  # noqa: E402
+from hw1.params import ParamsError, load_params, parse_seed, section  # noqa: E402
 from hw1.progress import EpochProgress  # noqa: E402
 from hw1.runs import RunId  # noqa: E402
 from hw1.splits import load_prepared  # noqa: E402
 
-USAGE = "usage: python -m stages.train_numpy q1.<run>  (a key of the q1 section of params.yaml)"
+USAGE = "usage: python -m stages.train_numpy q1.<run> <seed>  (<run>: a key of params.yaml's q1)"
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise ParamsError(USAGE)
-    key = argv[1]
+    key = argv[0]
     if not key.startswith("q1."):
         raise ParamsError(f"unknown run {key!r}; {USAGE}")
+    seed = parse_seed(argv[1], USAGE)
     params = load_params()
-    seed = validate_seed(params)
     model = from_params(validate(section(params, key), key))
     run = RunId.parse(key)
 
     data = load_prepared(bias=model.bias_feature)
     started = time.perf_counter()
-    with EpochProgress(key, model.epochs) as progress:
+    with EpochProgress(f"{key} seed {seed}", model.epochs) as progress:
         history = model.fit(
             data.x_train, data.y_train, np.random.default_rng(seed),
             validation=(data.x_val, data.y_val),
@@ -48,21 +48,21 @@ def main(argv: list[str]) -> None:
                 int(row["epoch"]), **{k: v for k, v in row.items() if k != "epoch"}))
     seconds = time.perf_counter() - started
     if model.diverged_:  # a result all the same, flagged in its metrics: exit 0
-        print(f"{key}: {model.diverged_} at epoch {history[-1]['epoch']}: stopped (diverged)",
+        print(f"{key} seed {seed}: {model.diverged_} at epoch {history[-1]['epoch']}: stopped (diverged)",
               file=sys.stderr, flush=True)
     test_acc = model.score(data.x_test, data.y_test)
 
-    model_path = f"models/{run.path}.npz"
+    model_path = run.seed_model(seed, ".npz")
     save_npz(model_path, **model.weights())
-    metrics = write_run(run, history, test_acc, seconds, data.dataset, outputs=[model_path],
+    metrics = write_run(run, seed, history, test_acc, seconds, data.dataset, outputs=[model_path],
                         diverged=model.diverged_)
-    print(f"{key} on {data.dataset}: train {metrics['train_acc']:.4f}, "
+    print(f"{key} seed {seed} on {data.dataset}: train {metrics['train_acc']:.4f}, "
           f"val {metrics['val_acc']:.4f}, test {metrics['test_acc']:.4f} "
           f"({metrics['train_seconds']:.1f} s)")
 
 
 if __name__ == "__main__":
     try:
-        main(sys.argv)
+        main(sys.argv[1:])
     except (ParamsError, FileNotFoundError) as err:
         sys.exit(f"train_numpy failed: {err}")

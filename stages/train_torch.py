@@ -16,14 +16,14 @@ from typing import Any
 import torch
 
 from hw1.outputs import atomic_path, write_run
-from hw1.params import ParamsError, load_params, section, validate_seed
+from hw1.params import ParamsError, load_params, parse_seed, section
 from hw1.progress import EpochProgress
 from hw1.runs import RunId
 from hw1.splits import load_prepared
 from hw1.torch_models import build_model
 from hw1.torch_training import fit, resolve_device, validate
 
-USAGE = "usage: python -m stages.train_torch train | q2.<name>"
+USAGE = "usage: python -m stages.train_torch train|q2.<name> <seed>"
 
 
 def parse_run(key: str) -> RunId:
@@ -45,12 +45,11 @@ def check_device(cfg: dict[str, Any], key: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
+    if len(argv) != 2:
         raise ParamsError(USAGE)
-    run = parse_run(argv[0])
-    name, key = run.path, run.key
+    run, seed = parse_run(argv[0]), parse_seed(argv[1], USAGE)
+    name, key = f"{run.path} seed {seed}", run.key
     params = load_params()
-    seed = validate_seed(params)
     cfg = validate(section(params, key), key)
     check_device(cfg, key)
 
@@ -65,10 +64,10 @@ def main(argv: list[str]) -> None:
     # Tensors moved to the CPU, so the file loads anywhere with weights_only=True. Saved through
     # a file handle: given a path, torch.save records the (temporary) file's name inside it.
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    model_path = Path("models") / f"{name}.pt"
+    model_path = Path(run.seed_model(seed, ".pt"))
     with atomic_path(model_path) as tmp, open(tmp, "wb") as fh:
         torch.save(state, fh)
-    metrics = write_run(run, result.history, result.test_acc, result.train_seconds,
+    metrics = write_run(run, seed, result.history, result.test_acc, result.train_seconds,
                         splits.dataset, outputs=[model_path], diverged=result.diverged)
     print(f"{name} on {result.device}: val_acc {metrics['val_acc']:.4f} "
           f"(best {metrics['best_val_acc']:.4f} at epoch {metrics['best_epoch']}), "

@@ -12,7 +12,8 @@ from hw1.outputs import write_run
 from hw1.runs import RunId
 
 RUN = "q2/ffn_lr1"
-RUN_OUTPUTS = {f"metrics/{RUN}.json", f"plots/{RUN}.csv", f"models/{RUN}.pt"}
+RUN_OUTPUTS = {f"metrics/seeds/{RUN}/42.json", f"plots/seeds/{RUN}/42.csv",
+               f"models/{RUN}/42.pt", f"plots/{RUN}.csv"}   # the last: its mean curve
 
 
 def test_metrics_keep_the_last_three_finite_losses_by_epoch_and_plots_leave_inf_blank(
@@ -20,14 +21,14 @@ def test_metrics_keep_the_last_three_finite_losses_by_epoch_and_plots_leave_inf_
     history = [{"epoch": e, "train_loss": loss, "val_loss": loss, "train_acc": 0.5,
                 "val_acc": 0.25} for e, loss in
                enumerate([1.5, 1.25, 3e12, 4.0e30, float("inf")], start=1)]
-    metrics = write_run(RunId.parse("q2/x"), history, 0.3, 1.0, "tiny",
+    metrics = write_run(RunId.parse("q2/x"), 42, history, 0.3, 1.0, "tiny",
                         diverged="training loss is inf", metrics_dir=tmp_path / "metrics",
                         plots_dir=tmp_path / "plots")
-    text = (tmp_path / "metrics/q2/x.json").read_text()
+    text = (tmp_path / "metrics/seeds/q2/x/42.json").read_text()
     assert "Infinity" not in text and json.loads(text) == metrics
     assert metrics["last_finite_losses"] == {"2": 1.25, "3": 3e12, "4": 4.0e30}
     assert (metrics["diverged"], metrics["diverged_epoch"], metrics["epochs"]) == (True, 5, 5)
-    plot = (tmp_path / "plots/q2/x.csv").read_text().splitlines()
+    plot = (tmp_path / "plots/seeds/q2/x/42.csv").read_text().splitlines()
     assert plot[1] == "1,1.5,1.5,0.5,0.25" and plot[-1] == "5,,,0.5,0.25"   # inf: blank
 
 
@@ -48,18 +49,18 @@ def test_diverging_run_is_flagged_in_metrics_and_tables_and_touches_no_other_run
 
     proc = dvc_repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=10000")   # fails on a non-0 exit
     assert set(re.findall(r"Running stage '([^']+)'", proc.stdout)) == \
-        {"check_params", "q2@ffn_lr1", "figures", "tables"}
+        {"check_params", "q2@ffn_lr1-42", "figures", "tables"}
 
-    text = (dvc_repo.path / f"metrics/{RUN}.json").read_text()
+    text = (dvc_repo.path / f"metrics/seeds/{RUN}/42.json").read_text()
     assert "NaN" not in text and "Infinity" not in text   # strict JSON
     metrics = json.loads(text)
     epoch = metrics["diverged_epoch"]
     assert metrics["diverged"] is True and epoch in (1, 2) and metrics["epochs"] == epoch
     assert metrics["diverged_reason"] in ("training loss is nan", "training loss is inf")
     assert list(metrics["last_finite_losses"]) == [str(e) for e in range(1, epoch)]
-    line = f"{RUN}: {metrics['diverged_reason']} at epoch {epoch}: stopped (diverged)"
+    line = f"{RUN} seed 42: {metrics['diverged_reason']} at epoch {epoch}: stopped (diverged)"
     assert line in proc.stdout + proc.stderr
-    with open(dvc_repo.path / f"plots/{RUN}.csv") as fh:
+    with open(dvc_repo.path / f"plots/seeds/{RUN}/42.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == epoch and rows[-1]["train_loss"] == ""
 

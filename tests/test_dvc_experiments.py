@@ -16,7 +16,7 @@ from hw1.torch_models import build_model
 Q2_RUNS = ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3", "ffn_bs1024", "ffn_lr1",
            "ffn_lr1e-2", "ffn_lr1e-3", "ffn_bs256_e150", "ffn_bs256_e150_l2",
            "ffn_bs256_e150_dropout"]
-TORCH_STAGES = ["train"] + [f"q2@{run}" for run in Q2_RUNS]
+TORCH_STAGES = ["train@42"] + [f"q2@{run}-42" for run in Q2_RUNS]
 
 
 def stages_run(output: str) -> set[str]:
@@ -27,11 +27,11 @@ def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
     first = dvc_repo.run("repro", "train", "q2")
     assert stages_run(first.stdout) == {"check_params", "fetch", "prepare", *TORCH_STAGES}
     for name in ["train"] + [f"q2/{run}" for run in Q2_RUNS]:
-        metrics = json.loads((dvc_repo.path / f"metrics/{name}.json").read_text())
+        metrics = json.loads((dvc_repo.path / f"metrics/seeds/{name}/42.json").read_text())
         assert metrics["epochs"] == 2 and metrics["data_source"] == "synthetic (not OctMNIST)"
-        assert (dvc_repo.path / f"plots/{name}.csv").read_text().count("\n") == 3
+        assert (dvc_repo.path / f"plots/seeds/{name}/42.csv").read_text().count("\n") == 3
     params = dvc_repo.params()
-    state = torch.load(dvc_repo.path / "models/q2/ffn_bs256_e150_dropout.pt", weights_only=True)
+    state = torch.load(dvc_repo.path / "models/q2/ffn_bs256_e150_dropout/42.pt", weights_only=True)
     build_model(params["q2"]["ffn_bs256_e150_dropout"], seed=0).load_state_dict(state)
 
     assert stages_run(dvc_repo.run("repro", "train", "q2").stdout) == set()
@@ -39,12 +39,12 @@ def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
 
     # the run you iterate on: only `train` re-runs, none of the report's other runs
     train_lr = dvc_repo.run("exp", "run", "-S", "train.lr=0.001", "train", "q2")
-    assert stages_run(train_lr.stdout) == {"check_params", "train"}
+    assert stages_run(train_lr.stdout) == {"check_params", "train@42"}
     assert dvc_repo.params()["train"]["lr"] == 0.001
 
     # one report run: only its own stage re-runs
-    before = (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text()
+    before = (dvc_repo.path / "plots/seeds/q2/ffn_lr1/42.csv").read_text()
     one_run = dvc_repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=0.5", "train", "q2")
-    assert stages_run(one_run.stdout) == {"check_params", "q2@ffn_lr1"}
+    assert stages_run(one_run.stdout) == {"check_params", "q2@ffn_lr1-42"}
     assert dvc_repo.params()["q2"]["ffn_lr1"]["lr"] == 0.5
-    assert (dvc_repo.path / "plots/q2/ffn_lr1.csv").read_text() != before
+    assert (dvc_repo.path / "plots/seeds/q2/ffn_lr1/42.csv").read_text() != before

@@ -14,8 +14,9 @@ import pytest
 
 from conftest import DvcRepo, project_repo
 
-CHECKED = ["models/train.pt", "metrics/train.json", "plots/train.csv",
-           "models/q1/perceptron.npz", "models/q2/ffn_lr1.pt", "plots/q2/ffn_lr1.csv",
+CHECKED = ["models/train/42.pt", "metrics/seeds/train/42.json", "plots/seeds/train/42.csv",
+           "plots/train.csv", "models/q1/perceptron/42.npz", "models/q2/ffn_lr1/42.pt",
+           "plots/q2/ffn_lr1.csv",
            "metrics/summary.json", "reports/tables.md", "reports/figures/fig09_learning_rate.png"]
 
 
@@ -46,8 +47,8 @@ def repo(baseline: DvcRepo) -> DvcRepo:
 
 def test_forced_rerun_writes_identical_bytes_and_leaves_dvc_lock_clean(repo):
     before = digests(repo.path)
-    forced = repo.run("repro", "-f", "-s", "train", "q1@perceptron", "prepare")
-    assert stages_run(forced.stdout) == {"train", "q1@perceptron", "prepare"}
+    forced = repo.run("repro", "-f", "-s", "train@42", "q1@perceptron-42", "prepare")
+    assert stages_run(forced.stdout) == {"train@42", "q1@perceptron-42", "prepare"}
     assert repo.run("git", "status", "--porcelain").stdout == ""
     assert digests(repo.path) == before
     assert stages_run(repo.run("repro").stdout) == set()  # nothing downstream went stale
@@ -56,7 +57,7 @@ def test_forced_rerun_writes_identical_bytes_and_leaves_dvc_lock_clean(repo):
 def test_switching_back_to_earlier_params_restores_from_the_run_cache(repo):
     before = digests(repo.path)
     changed = repo.run("exp", "run", "-S", "train.lr=0.05")
-    assert stages_run(changed.stdout) == {"check_params", "train", "figures", "tables"}
+    assert stages_run(changed.stdout) == {"check_params", "train@42", "figures", "tables"}
     # one value, one line: params.yaml keeps the layout `-S` writes
     diff = repo.run("git", "diff", "-U0", "params.yaml").stdout.splitlines()
     assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
@@ -64,14 +65,14 @@ def test_switching_back_to_earlier_params_restores_from_the_run_cache(repo):
 
     back = repo.run("exp", "run", "-S", "train.lr=0.1")
     assert stages_run(back.stdout) == set()
-    for stage in ("check_params", "train", "figures", "tables"):
+    for stage in ("check_params", "train@42", "figures", "tables"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout
     assert digests(repo.path) == before
     assert repo.run("git", "status", "--porcelain").stdout == ""
 
 
 def test_one_report_run_changes_one_line_of_params(repo):
-    repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=0.5", "q2@ffn_lr1")
+    repo.run("exp", "run", "-S", "q2.ffn_lr1.lr=0.5", "q2@ffn_lr1-42")
     diff = repo.run("git", "diff", "-U0", "params.yaml").stdout.splitlines()
     assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
         == ["-    lr: 1.0", "+    lr: 0.5"]
@@ -87,3 +88,16 @@ def test_a_typo_in_params_stops_repro_before_any_output_is_deleted(repo):
     assert "Traceback" not in failed.stderr + failed.stdout
     assert stages_run(failed.stdout) == {"check_params"}
     assert digests(repo.path) == before
+
+
+def test_adding_a_seed_trains_only_the_new_seed_and_removing_it_retrains_nothing(repo):
+    params = repo.params()
+    runs = ["train@7"] + [f"{group}@{name}-7" for group in ("q1", "q2") for name in params[group]]
+    added = repo.run("exp", "run", "-S", "seeds=[42,7]")
+    assert stages_run(added.stdout) == {"check_params", *runs, "figures", "tables"}
+    summary = (repo.path / "metrics/summary.json").read_text()
+    assert '"n": 2' in summary and '"test_sd"' in summary
+
+    removed = repo.run("exp", "run", "-S", "seeds=[42]")
+    assert stages_run(removed.stdout) == set()   # figures and tables come from the run-cache
+    assert repo.run("git", "status", "--porcelain").stdout == ""

@@ -318,9 +318,9 @@ def write_params(where: Path, q1: dict) -> None:
     (where / "params.yaml").write_text(yaml.safe_dump({"seed": 42, "q1": q1}))
 
 
-def run_stage(where: Path, key: str) -> subprocess.CompletedProcess:
+def run_stage(where: Path, key: str, seed: str = "42") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "stages.train_numpy", key], cwd=where,
+    return subprocess.run([sys.executable, "-m", "stages.train_numpy", key, seed], cwd=where,
                           env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -329,14 +329,14 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
                         ("perceptron", {"W": (4, 785)})):
         proc = run_stage(stage_dir, f"q1.{key}")
         assert proc.returncode == 0, proc.stderr
-        assert f"q1.{key} epoch 2/2" in proc.stderr
-        with np.load(stage_dir / f"models/q1/{key}.npz", allow_pickle=False) as npz:
+        assert f"q1.{key} seed 42 epoch 2/2" in proc.stderr
+        with np.load(stage_dir / f"models/q1/{key}/42.npz", allow_pickle=False) as npz:
             assert {k: npz[k].shape for k in npz.files} == shapes
-        metrics = json.loads((stage_dir / f"metrics/q1/{key}.json").read_text())
+        metrics = json.loads((stage_dir / f"metrics/seeds/q1/{key}/42.json").read_text())
         assert metrics["epochs"] == 2
         assert metrics["data_source"] == "synthetic (not OctMNIST)"
         assert 0 <= metrics["test_acc"] <= 1
-        with open(stage_dir / f"plots/q1/{key}.csv") as fh:
+        with open(stage_dir / f"plots/seeds/q1/{key}/42.csv") as fh:
             rows = list(csv.DictReader(fh))
         loss = ["train_loss"] if key == "mlp" else []
         assert list(rows[0]) == ["epoch", *loss, "train_acc", "val_acc"]
@@ -347,7 +347,7 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
                                                  for r in rows if loss}
 
     assert run_stage(stage_dir, "q1.perceptron").returncode == 0
-    again = json.loads((stage_dir / "metrics/q1/perceptron.json").read_text())
+    again = json.loads((stage_dir / "metrics/seeds/q1/perceptron/42.json").read_text())
     assert {**again, "train_seconds": 0} == {**metrics, "train_seconds": 0}
 
 
@@ -356,16 +356,16 @@ def test_stage_flags_a_diverged_run_with_one_line_and_exits_0(stage_dir):
                                         "lr": 1e300}})
     proc = run_stage(stage_dir, "q1.logreg")
     assert proc.returncode == 0, proc.stderr
-    assert "q1.logreg: training loss is nan at epoch 1: stopped (diverged)\n" in proc.stderr
+    assert "q1.logreg seed 42: training loss is nan at epoch 1: stopped (diverged)\n" in proc.stderr
     assert "Warning" not in proc.stderr
-    text = (stage_dir / "metrics/q1/logreg.json").read_text()
+    text = (stage_dir / "metrics/seeds/q1/logreg/42.json").read_text()
     assert "NaN" not in text and "Infinity" not in text   # strict JSON
     metrics = json.loads(text)
     assert {k: metrics[k] for k in ("diverged", "diverged_epoch", "diverged_reason", "epochs",
                                     "last_finite_losses")} == {
         "diverged": True, "diverged_epoch": 1, "diverged_reason": "training loss is nan",
         "epochs": 1, "last_finite_losses": {}}
-    with open(stage_dir / "plots/q1/logreg.csv") as fh:
+    with open(stage_dir / "plots/seeds/q1/logreg/42.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["epoch"], r["train_loss"]) for r in rows] == [("1", "")]   # nan: empty cell
     assert 0 <= metrics["test_acc"] <= 1
@@ -395,12 +395,12 @@ def test_stage_without_prepared_data_says_how_to_make_it(tmp_path):
 
 
 def test_dvc_repro_runs_a_q1_stage_then_finds_it_up_to_date(dvc_repo):
-    stage = "q1@logreg_lr1e-3"
+    stage = "q1@logreg_lr1e-3-42"
     first = dvc_repo.run("repro", stage)
     assert f"Running stage '{stage}'" in first.stdout
-    metrics = json.loads((dvc_repo.path / "metrics/q1/logreg_lr1e-3.json").read_text())
+    metrics = json.loads((dvc_repo.path / "metrics/seeds/q1/logreg_lr1e-3/42.json").read_text())
     assert metrics["epochs"] == 2 and metrics["data_source"] == "synthetic (not OctMNIST)"
-    with np.load(dvc_repo.path / "models/q1/logreg_lr1e-3.npz", allow_pickle=False) as npz:
+    with np.load(dvc_repo.path / "models/q1/logreg_lr1e-3/42.npz", allow_pickle=False) as npz:
         assert npz["W"].shape == (4, 785)
 
     second = dvc_repo.run("repro", stage)

@@ -117,10 +117,11 @@ def test_a_fresh_clone_restores_the_baseline_and_a_branch_reruns_only_its_change
     c.write_params(params)
     c.commit("q2.ffn_lr1.lr: 0.5")
     changed = c.run("repro", "--pull", "--allow-missing")
-    assert stages_run(changed.stdout) == {"check_params", "q2@ffn_lr1", "figures", "tables"}, \
+    assert stages_run(changed.stdout) == {"check_params", "q2@ffn_lr1-42", "figures", "tables"}, \
         changed.stdout
-    # fetched: the one input the changed stage reads; written: its model
-    assert set(cached_outputs(c)) == {"data/prepared/octmnist.npz", "models/q2/ffn_lr1.pt"}
+    # fetched: the one input the changed stage reads; written: its model and the params check
+    assert set(cached_outputs(c)) == {"data/params_checked.txt", "data/prepared/octmnist.npz",
+                                      "models/q2/ffn_lr1/42.pt"}
 
 
 def test_wrong_or_missing_keys_fail_naming_the_cause(baseline, store, tmp_path, monkeypatch):

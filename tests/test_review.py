@@ -38,7 +38,8 @@ def test_review_workflow_on_the_whole_pipeline(dvc_repo):
     table1_before = _table(dvc_repo, 1)
 
     changed = dvc_repo.run("exp", "run", "-S", "q1.logreg_lr1e-3.lr=0.1")
-    assert stages_run(changed.stdout) == {"check_params", "q1@logreg_lr1e-3", "figures", "tables"}
+    assert stages_run(changed.stdout) == {"check_params", "q1@logreg_lr1e-3-42", "figures",
+                                          "tables"}
 
     # metrics diff: the changed run's headline numbers, nothing of any other run
     diff = json.loads(dvc_repo.run("metrics", "diff", "main", "--json").stdout)
@@ -78,7 +79,7 @@ def test_review_workflow_on_the_whole_pipeline(dvc_repo):
     assert status.count("Success") == 2, status
     for name in re.findall(r"Queued experiment '([^']+)'", queued.stdout):
         log = dvc_repo.run("queue", "logs", name).stdout
-        assert stages_run(log) == {"check_params", "train", "figures", "tables"}, log
+        assert stages_run(log) == {"check_params", "train@42", "figures", "tables"}, log
 
     shown = dvc_repo.run("exp", "show", "--csv").stdout
     header, *rows = shown.strip().splitlines()

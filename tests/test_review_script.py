@@ -14,9 +14,9 @@ import pytest
 
 from conftest import GIT_ENV, DvcRepo, project_repo
 
-ALL_STAGES = {"check_params", "fetch", "prepare", "train", "boolean", "figures", "tables",
-              *(f"q1@{run}" for run in ["perceptron", "logreg_lr1e-2", "logreg_lr1e-3", "mlp"]),
-              *(f"q2@{run}" for run in ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3",
+ALL_STAGES = {"check_params", "fetch", "prepare", "train@42", "boolean", "figures", "tables",
+              *(f"q1@{run}-42" for run in ["perceptron", "logreg_lr1e-2", "logreg_lr1e-3", "mlp"]),
+              *(f"q2@{run}-42" for run in ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3",
                                         "ffn_bs1024", "ffn_lr1", "ffn_lr1e-2", "ffn_lr1e-3",
                                         "ffn_bs256_e150", "ffn_bs256_e150_l2",
                                         "ffn_bs256_e150_dropout"])}
@@ -117,11 +117,11 @@ def test_one_value_branch_reruns_that_stage_and_restores_the_rest(baseline, tmp_
 
     result = review(branch, "pr", DVC_REMOTE_URL=str(baseline.remote))
     assert result.returncode == 0, result.stderr
-    assert stages_run(result.stdout) == {"check_params", "q1@logreg_lr1e-3", "figures", "tables"}
-    assert (branch.path / "models/q2/ffn_lr1.pt").exists()   # restored from the remote
+    assert stages_run(result.stdout) == {"check_params", "q1@logreg_lr1e-3-42", "figures", "tables"}
+    assert (branch.path / "models/q2/ffn_lr1/42.pt").exists()   # restored from the remote
 
     review_md = (branch.path / "review.md").read_text()
-    assert f"**Stages:** 3 ran, {len(ALL_STAGES) - 3} restored or unchanged" in review_md
+    assert f"**Stages:** 4 ran, {len(ALL_STAGES) - 4} restored or unchanged" in review_md
     found = sections(review_md)
     assert table_rows(found["Params"]) == [["params.yaml", "q1.logreg_lr1e-3.lr", "0.001", "0.1"]]
     metrics = table_rows(found["Metrics"])

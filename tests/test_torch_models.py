@@ -225,19 +225,19 @@ def write_project(root: Path, cfg: dict, data: bool = True) -> None:
 def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
     write_project(tmp_path, FFN)
     monkeypatch.chdir(tmp_path)
-    train_torch.main(["q2.tiny"])
+    train_torch.main(["q2.tiny", "42"])
 
-    metrics = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
+    metrics = json.loads((tmp_path / "metrics/seeds/q2/tiny/42.json").read_text())
     assert metrics["epochs"] == 3 and metrics["data_source"] == "tiny (test)"
     assert set(metrics) >= {"train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch",
                             "train_seconds"}
-    rows = (tmp_path / "plots/q2/tiny.csv").read_text().splitlines()
+    rows = (tmp_path / "plots/seeds/q2/tiny/42.csv").read_text().splitlines()
     assert rows[0] == "epoch,train_loss,val_loss,train_acc,val_acc" and len(rows) == 4
     assert metrics["diverged"] is False and metrics["diverged_epoch"] is None
     assert metrics["diverged_reason"] is None
     assert metrics["last_finite_losses"] == {r.split(",")[0]: float(r.split(",")[1])
                                              for r in rows[1:]}
-    state = torch.load(tmp_path / "models/q2/tiny.pt", weights_only=True)
+    state = torch.load(tmp_path / "models/q2/tiny/42.pt", weights_only=True)
     model = build_model(FFN, seed=0)
     model.load_state_dict(state)
     data = tiny_splits()
@@ -246,27 +246,27 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
 
     # same params and seed: identical metrics (all but the wall time)
     first = {k: v for k, v in metrics.items() if k != "train_seconds"}
-    first_plot = (tmp_path / "plots/q2/tiny.csv").read_text()
-    train_torch.main(["q2.tiny"])
-    again = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
+    first_plot = (tmp_path / "plots/seeds/q2/tiny/42.csv").read_text()
+    train_torch.main(["q2.tiny", "42"])
+    again = json.loads((tmp_path / "metrics/seeds/q2/tiny/42.json").read_text())
     assert {k: v for k, v in again.items() if k != "train_seconds"} == first
-    assert (tmp_path / "plots/q2/tiny.csv").read_text() == first_plot
+    assert (tmp_path / "plots/seeds/q2/tiny/42.csv").read_text() == first_plot
 
 
 def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, monkeypatch,
                                                                     capsys):
     write_project(tmp_path, DIVERGING)
     monkeypatch.chdir(tmp_path)
-    train_torch.main(["q2.tiny"])   # returns: the stage exits 0
+    train_torch.main(["q2.tiny", "42"])   # returns: the stage exits 0
 
-    assert "q2/tiny: training loss is nan at epoch 3: stopped (diverged)\n" \
+    assert "q2/tiny seed 42: training loss is nan at epoch 3: stopped (diverged)\n" \
         in capsys.readouterr().err
-    text = (tmp_path / "metrics/q2/tiny.json").read_text()
+    text = (tmp_path / "metrics/seeds/q2/tiny/42.json").read_text()
     assert "NaN" not in text and "Infinity" not in text   # strict JSON
     metrics = json.loads(text)
     assert (metrics["diverged"], metrics["diverged_epoch"], metrics["epochs"]) == (True, 3, 3)
     assert metrics["diverged_reason"] == "training loss is nan"
-    with open(tmp_path / "plots/q2/tiny.csv") as fh:
+    with open(tmp_path / "plots/seeds/q2/tiny/42.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]   # no row past the stop
     assert rows[2]["train_loss"] == rows[2]["val_loss"] == ""   # nan: an empty cell
@@ -274,15 +274,15 @@ def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, mo
                                              for r in rows[:2]}
     data = tiny_splits()
     model = build_model(DIVERGING, seed=0)
-    model.load_state_dict(torch.load(tmp_path / "models/q2/tiny.pt", weights_only=True))
+    model.load_state_dict(torch.load(tmp_path / "models/q2/tiny/42.pt", weights_only=True))
     _, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
     assert metrics["test_acc"] == pytest.approx(test_acc, abs=1e-6)
 
-    outputs = ["plots/q2/tiny.csv", "models/q2/tiny.pt"]
+    outputs = ["plots/seeds/q2/tiny/42.csv", "models/q2/tiny/42.pt"]
     first = {name: (tmp_path / name).read_bytes() for name in outputs}
-    train_torch.main(["q2.tiny"])
+    train_torch.main(["q2.tiny", "42"])
     assert {name: (tmp_path / name).read_bytes() for name in outputs} == first
-    again = json.loads((tmp_path / "metrics/q2/tiny.json").read_text())
+    again = json.loads((tmp_path / "metrics/seeds/q2/tiny/42.json").read_text())
     assert {**again, "train_seconds": 0} == {**metrics, "train_seconds": 0}
 
 
@@ -302,7 +302,7 @@ def test_bad_params_fail_before_reading_data(tmp_path, monkeypatch, key, value, 
     write_project(tmp_path, {**FFN, key: value}, data=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ParamsError) as err:
-        train_torch.main(["train"])
+        train_torch.main(["train", "42"])
     assert message in str(err.value)
 
 
@@ -311,13 +311,15 @@ def test_cuda_device_without_cuda_fails_naming_the_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ParamsError, match=r"q2\.tiny\.device: .*CUDA is not available"):
-        train_torch.main(["q2.tiny"])
+        train_torch.main(["q2.tiny", "42"])
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "usage: python -m stages.train_torch train | q2.<name>"),
-    (["q1.tiny"], "unknown run 'q1.tiny'"),
-    (["q2.missing"], "params key 'q2.missing' not found in params.yaml"),
+    ([], "usage: python -m stages.train_torch train|q2.<name> <seed>"),
+    (["train"], "usage: python -m stages.train_torch train|q2.<name> <seed>"),
+    (["q1.tiny", "42"], "unknown run 'q1.tiny'"),
+    (["q2.missing", "42"], "params key 'q2.missing' not found in params.yaml"),
+    (["train", "-1"], "the seed must be an integer >= 0, got '-1'"),
 ])
 def test_bad_run_names_are_rejected(tmp_path, monkeypatch, argv, message):
     write_project(tmp_path, FFN, data=False)
@@ -329,7 +331,8 @@ def test_bad_run_names_are_rejected(tmp_path, monkeypatch, argv, message):
 def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
     write_project(tmp_path, {**FFN, "lr": 0}, data=False)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "stages.train_torch", "train"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "stages.train_torch", "train", "42"],
+                          cwd=tmp_path,
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "train_torch failed: train.lr must be a finite number > 0, got 0"
@@ -340,5 +343,5 @@ def test_stage_without_prepared_data_says_how_to_make_it(tmp_path, monkeypatch):
     write_project(tmp_path, FFN, data=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
-        train_torch.main(["train"])
+        train_torch.main(["train", "42"])
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
