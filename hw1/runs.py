@@ -2,9 +2,12 @@
 and the data summary.
 
 A run of the report has four spellings, all owned by ``RunId``: its params.yaml key
-(``q2.ffn_lr1``), the relative path of its outputs (``q2/ffn_lr1``: ``metrics/q2/ffn_lr1.json``),
-its DVC stage (``q2@ffn_lr1``) and its key in ``metrics/summary.json`` (``q2_ffn_lr1``). The
-Table 3 network is the run ``train`` in every spelling.
+(``q2.ffn_lr1``), the relative path of its outputs (``q2/ffn_lr1``: ``plots/q2/ffn_lr1.csv``),
+its DVC stage group (``q2@ffn_lr1``) and its key in ``metrics/summary.json`` (``q2_ffn_lr1``).
+The Table 3 network is the run ``train`` in every spelling. A run trains once per seed of
+params.yaml's ``seeds``, each (run, seed) its own stage (``q2@ffn_lr1-42``, ``train@42``) with
+its own files: ``models/q2/ffn_lr1/42.pt``, ``metrics/seeds/q2/ffn_lr1/42.json`` and
+``plots/seeds/q2/ffn_lr1/42.csv``.
 """
 from __future__ import annotations
 
@@ -73,6 +76,14 @@ class RunId:
     def __str__(self) -> str:
         return self.path
 
+    def seed_stage(self, seed: int) -> str:
+        """The DVC stage training this run with ``seed``: ``q2@ffn_lr1-42``, ``train@42``."""
+        return f"{self.stage}{'-' if self.group else '@'}{seed}"
+
+    def seed_metrics(self, seed: int) -> str:
+        """The run's per-seed metrics, relative to ``metrics/``: ``seeds/q2/ffn_lr1/42``."""
+        return f"seeds/{self.path}/{seed}"
+
 
 def run_params(params: Mapping[str, Any], run: RunId) -> dict[str, Any]:
     """The params.yaml section ``run`` trained with."""
@@ -103,10 +114,12 @@ def _load_json(path: Path, what: str, fix: str) -> dict[str, Any]:
         raise ReportInputError(f"{path} is not valid JSON ({err}); run `{fix}` again") from err
 
 
-def load_run_metrics(run: RunId, metrics_dir: str | Path = "metrics") -> dict[str, Any]:
-    """``metrics/<run>.json``, or a ReportInputError naming the stage that writes it."""
-    return _load_json(Path(metrics_dir) / f"{run.path}.json", f"the tables need run '{run}'",
-                      f"dvc repro {run.stage}")
+def load_run_metrics(run: RunId, seed: int,
+                     metrics_dir: str | Path = "metrics") -> dict[str, Any]:
+    """``metrics/seeds/<run>/<seed>.json``, or a ReportInputError naming the stage to run."""
+    return _load_json(Path(metrics_dir) / f"{run.seed_metrics(seed)}.json",
+                      f"the tables need run '{run}' with seed {seed}",
+                      f"dvc repro {run.seed_stage(seed)}")
 
 
 def load_data_summary(metrics_dir: str | Path = "metrics") -> dict[str, Any]:
