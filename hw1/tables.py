@@ -1,12 +1,16 @@
 """The report's Tables 1-6 beside the reproduced numbers, and the combined headline metrics.
 
 Tables 1, 2, 4, 5 and 6 set each value the report gives (``reports/report_values.yaml``, the
-only place its numbers live) beside the one the pipeline reproduced (``metrics/<run>.json``) and
-their difference. Table 3 sets the report's default hyperparameters beside params.yaml's
-``train``. Rows name the params their run actually used; a run whose params differ from the
-report's says so, a run that diverged says at which epoch, and every table names the data it
-came from, so a number from the synthetic stand-in, a changed run or a diverged one is never
-read as a like-for-like comparison.
+only place its numbers live) beside the one the pipeline reproduced and their difference. A run
+trains once per seed of params.yaml's ``seeds`` (``metrics/seeds/<run>/<seed>.json``): with one
+seed a reproduced value is that seed's; with several it is their mean ± sample sd (n), and the
+difference says where the report's value falls among the seeds (its z-score and whether it lies
+in their range), so a gap the seeds' own spread explains is not read as a failure to reproduce.
+Table 3 sets the report's default hyperparameters beside params.yaml's ``train``. Rows name the
+params their run actually used; a run whose params differ from the report's says so, a run that
+diverged says in which seed and at which epoch, and every table names the data it came from, so
+a number from the synthetic stand-in, a changed run or a diverged one is never read as a
+like-for-like comparison.
 """
 from __future__ import annotations
 
@@ -15,13 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from hw1.params import validate_seeds
 from hw1.runs import (ReportInputError, RunId, data_note, format_params, load_run_metrics,
                       run_params, same_value, split_params)
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One compared column: a key of metrics/<run>.json and of report_values.yaml."""
+    """One compared column: a key of a run's metrics file and of report_values.yaml."""
     key: str
     header: str
     best: str | None = None     # "max" or "min": the value the report marks in bold
@@ -109,23 +116,76 @@ def params_mismatch(report_run: Mapping[str, Any], used: Mapping[str, Any]) -> l
     return found
 
 
-# --- data -------------------------------------------------------------------------------------
+# --- the seeds ---------------------------------------------------------------------------------
 
-def _data_mismatch(run_metrics: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
-    source = run_metrics.get("data_source")
-    if source is None or source in (data.get("source"), data.get("dataset")):
+@dataclass(frozen=True)
+class Spread:
+    """One metric of one run over its seeds: the values in seed order, their mean and spread."""
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def sd(self) -> float | None:
+        """The sample standard deviation (ddof=1); None for one seed, where it is undefined."""
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else None
+
+    def z(self, value: float) -> float | None:
+        """How many sds ``value`` lies from the mean; None where the seeds do not spread."""
+        return (value - self.mean) / self.sd if self.sd else None
+
+    def covers(self, value: float) -> bool:
+        """Whether ``value`` lies in the seeds' [min, max]."""
+        return min(self.values) <= value <= max(self.values)
+
+
+def load_seeds(run: RunId, seeds: Sequence[int],
+               metrics_dir: str | Path = "metrics") -> list[dict[str, Any]]:
+    """The metrics of ``run`` for each seed, in the order of ``seeds``."""
+    return [load_run_metrics(run, seed, metrics_dir) for seed in seeds]
+
+
+def seed_values(run: RunId, seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
+                key: str, context: str) -> Spread:
+    """``key`` of each seed's metrics of ``run`` (``measured``, as ``load_seeds`` reads them);
+    ``context`` names what needs it in the message for a file without it."""
+    for seed, metrics in zip(seeds, measured):
+        if key not in metrics:
+            raise ReportInputError(f"metrics/{run.seed_metrics(seed)}.json has no '{key}' "
+                                   f"({context}); run `dvc repro {run.seed_stage(seed)}` again")
+    return Spread(tuple(float(metrics[key]) for metrics in measured))
+
+
+def _per_seed(seeds: Sequence[int], seed: int, text: str) -> str:
+    """``text`` as it stands for the only seed, prefixed with its seed among several."""
+    return text if len(seeds) == 1 else f"seed {seed} {text}"
+
+
+def _data_mismatch(seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
+                   data: Mapping[str, Any]) -> str | None:
+    other = [_per_seed(seeds, seed, f"trained on {m['data_source']}")
+             for seed, m in zip(seeds, measured)
+             if m.get("data_source") not in (None, data.get("source"), data.get("dataset"))]
+    return f"{', '.join(other)}, not on the data of metrics/data.json" if other else None
+
+
+def _divergence(seeds: Sequence[int], measured: Sequence[Mapping[str, Any]]) -> str | None:
+    """``"diverged at epoch 3 (training loss is nan)"`` for a run that diverged (with several
+    seeds: ``"diverged in 1 of 3 seeds: seed 7 at epoch 3 (...)"``), else None."""
+    where = [_per_seed(seeds, seed, f"at epoch {m.get('diverged_epoch')} "
+                                    f"({m.get('diverged_reason')})")
+             for seed, m in zip(seeds, measured) if m.get("diverged")]
+    if not where:
         return None
-    return f"trained on {source}, not on the data of metrics/data.json"
-
-
-# --- divergence -------------------------------------------------------------------------------
-
-def _divergence(run_metrics: Mapping[str, Any]) -> str | None:
-    """``"diverged at epoch 3 (training loss is nan)"`` for a run that diverged, else None."""
-    if not run_metrics.get("diverged"):
-        return None
-    return (f"diverged at epoch {run_metrics.get('diverged_epoch')} "
-            f"({run_metrics.get('diverged_reason')})")
+    if len(seeds) == 1:
+        return f"diverged {where[0]}"
+    return f"diverged in {len(where)} of {len(seeds)} seeds: {', '.join(where)}"
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -144,29 +204,57 @@ def _best(values: Sequence[float | None], how: str | None) -> set[int]:
     return {i for v, i in known if v == target}
 
 
+def _reproduced_cell(spread: Spread, digits: int) -> str:
+    if spread.n == 1:
+        return _fmt(spread.mean, digits)
+    return f"{spread.mean:.{digits}f} ± {spread.sd:.{digits}f} ({spread.n})"
+
+
+def _diff_cell(spread: Spread, theirs: float | None, diff: float | None, digits: int) -> str:
+    """The difference, and with several seeds where the report's value falls among them."""
+    if theirs is None or diff is None:
+        return "—"
+    text = _fmt(diff, digits, signed=True)
+    if spread.n == 1:
+        return text
+    z = spread.z(theirs)
+    z_text = "z undefined (sd 0)" if z is None else f"z {z:+.2f}"
+    inside = "in" if spread.covers(theirs) else "outside"
+    return (f"{text} ({z_text}, {inside} [{min(spread.values):.{digits}f}, "
+            f"{max(spread.values):.{digits}f}])")
+
+
+def _spread_columns(key: str, spread: Spread, theirs: float | None) -> dict[str, Any]:
+    """The CSV columns that only several seeds have: sd, n, the report's z and the values."""
+    z = None if theirs is None else spread.z(theirs)
+    return {f"{key}_sd": spread.sd, f"{key}_n": spread.n,
+            f"{key}_z": None if z is None else round(z, 4),
+            f"{key}_in_range": None if theirs is None else spread.covers(theirs),
+            f"{key}_seeds": ";".join(map(str, spread.values))}
+
+
 def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping[str, Any],
                      data: Mapping[str, Any], metrics_dir: str | Path = "metrics") -> Table:
-    """One of Tables 1, 2, 4, 5, 6: per row and metric the report's value, ours, the difference."""
+    """One of Tables 1, 2, 4, 5, 6: per row and metric the report's value, ours (the mean over
+    params.yaml's ``seeds``), the difference."""
     runs = [run for _, run in spec.rows]
     missing = [run.path for run in runs if run.path not in report["runs"]]
     if missing:
         raise ReportInputError(f"reports/report_values.yaml has no run {', '.join(missing)} "
                                f"(Table {spec.number})")
+    seeds = validate_seeds(dict(params))
+    several = len(seeds) > 1
     used = [run_params(params, run) for run in runs]
-    measured = [load_run_metrics(run, metrics_dir) for run in runs]
+    measured = [load_seeds(run, seeds, metrics_dir) for run in runs]
     common, distinct = split_params(used)
 
     report_vals, ours = {}, {}
     for m in spec.metrics:
         report_vals[m.key] = [report["runs"][run.path].get(m.key) for run in runs]
-        try:
-            ours[m.key] = [float(r[m.key]) for r in measured]
-        except KeyError:
-            bad = next(run for run, r in zip(runs, measured) if m.key not in r)
-            raise ReportInputError(f"metrics/{bad}.json has no '{m.key}' (Table {spec.number}); "
-                                   f"run `dvc repro {bad.stage}` again") from None
+        ours[m.key] = [seed_values(run, seeds, r, m.key, f"Table {spec.number}")
+                       for run, r in zip(runs, measured)]
     best_report = {m.key: _best(report_vals[m.key], m.best) for m in spec.metrics}
-    best_ours = {m.key: _best(ours[m.key], m.best) for m in spec.metrics}
+    best_ours = {m.key: _best([s.mean for s in ours[m.key]], m.best) for m in spec.metrics}
 
     header = [spec.row_header + " (report)", "Run", "Params used"]
     for m in spec.metrics:
@@ -175,28 +263,32 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
     cells, csv_rows = [], []
     for i, (label, run) in enumerate(spec.rows):
         notes = []
-        diverged = _divergence(measured[i])
+        diverged = _divergence(seeds, measured[i])
         if diverged:
             notes.append(diverged)
         mismatch = params_mismatch(report["runs"][run.path], used[i])
         if mismatch:
             notes.append("params differ from the report's: " + "; ".join(mismatch))
-        stale = _data_mismatch(measured[i], data)
+        stale = _data_mismatch(seeds, measured[i], data)
         if stale:
             notes.append(stale)
         row = [label, f"`{run}`", format_params(distinct[i]) or "(common params)"]
         csv_row: dict[str, Any] = {"row": label, "run": run.path, "params": format_params(used[i])}
+        if several:
+            csv_row["seeds"] = ";".join(map(str, seeds))
         for m in spec.metrics:
             theirs, mine = report_vals[m.key][i], ours[m.key][i]
-            diff = None if theirs is None else round(mine - theirs, m.digits)
+            diff = None if theirs is None else round(mine.mean - theirs, m.digits)
             bold_theirs = "**" if i in best_report[m.key] else ""
             bold_mine = "**" if i in best_ours[m.key] else ""
             row += [f"{bold_theirs}{_fmt(theirs, m.digits)}{bold_theirs}" if theirs is not None
                     else "—",
-                    f"{bold_mine}{_fmt(mine, m.digits)}{bold_mine}",
-                    _fmt(diff, m.digits, signed=True) or "—"]
-            csv_row.update({f"{m.key}_report": theirs, f"{m.key}_reproduced": mine,
+                    f"{bold_mine}{_reproduced_cell(mine, m.digits)}{bold_mine}",
+                    _diff_cell(mine, theirs, diff, m.digits)]
+            csv_row.update({f"{m.key}_report": theirs, f"{m.key}_reproduced": mine.mean,
                             f"{m.key}_diff": diff})
+            if several:
+                csv_row.update(_spread_columns(m.key, mine, theirs))
         csv_row["best_report"] = ";".join(m.key for m in spec.metrics if i in best_report[m.key])
         csv_row["best_reproduced"] = ";".join(m.key for m in spec.metrics
                                               if i in best_ours[m.key])
@@ -208,10 +300,17 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
     table_notes = [data_note(data, report["data"])]
     if common:
         table_notes.append(f"Params every row shares: {format_params(common)}.")
+    if several:
+        table_notes.append(
+            f"Reproduced: the mean ± sample sd (n) over seeds {', '.join(map(str, seeds))}; "
+            f"each seed's value is in reports/tables/table{spec.number}.csv. Diff: the mean - "
+            f"the report, then where the report's value falls among the seeds: its z-score "
+            f"(report - mean) / sd, and in or outside their [min, max].")
     if spec.note:
         table_notes.append(spec.note)
     if any(m.best for m in spec.metrics):
-        table_notes.append("Bold: the best value of its column, as the report marks it.")
+        table_notes.append("Bold: the best value of its column, as the report marks it"
+                           + (" (reproduced: the best mean)." if several else "."))
     return Table(spec.number, spec.title, header, cells, csv_rows, table_notes)
 
 
@@ -271,18 +370,23 @@ def render_markdown(tables: Sequence[Table]) -> str:
     return "\n".join(lines)
 
 
-def summary(runs: Sequence[RunId], metrics_dir: str | Path = "metrics") -> dict[str, dict]:
-    """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`;
-    ``diverged: true`` beside them for a run that diverged."""
+def summary(runs: Sequence[RunId], seeds: Sequence[int],
+            metrics_dir: str | Path = "metrics") -> dict[str, dict]:
+    """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`: the
+    means over ``seeds``, with their sample sds and ``n`` beside them only for several seeds (one
+    seed gives the file it gave before seeds existed); ``diverged: true`` for a run that diverged
+    in any seed."""
     short = {"test": "test_acc", "val": "val_acc", "best_val": "best_val_acc"}
     out = {}
     for run in runs:
-        m = load_run_metrics(run, metrics_dir)
-        absent = [key for key in short.values() if key not in m]
-        if absent:
-            raise ReportInputError(f"metrics/{run}.json has no {', '.join(absent)}; run "
-                                   f"`dvc repro {run.stage}` again")
-        out[run.metric] = {k: round(float(m[key]), 4) for k, key in short.items()}
-        if m.get("diverged"):  # only then: a column in `dvc exp show` for sweeps that diverge
-            out[run.metric]["diverged"] = True
+        measured = load_seeds(run, seeds, metrics_dir)
+        spreads = {k: seed_values(run, seeds, measured, key, "metrics/summary.json")
+                   for k, key in short.items()}
+        entry: dict[str, Any] = {k: round(s.mean, 4) for k, s in spreads.items()}
+        if len(seeds) > 1:
+            entry.update({f"{k}_sd": round(s.sd, 4) for k, s in spreads.items()})
+            entry["n"] = len(seeds)
+        if any(m.get("diverged") for m in measured):  # only then: a column in `dvc exp show`
+            entry["diverged"] = True
+        out[run.metric] = entry
     return out

@@ -1,4 +1,5 @@
-"""The report's tables beside fabricated reproduced metrics: values, differences, flags, data."""
+"""The report's tables beside fabricated reproduced metrics: values, differences, flags, data,
+and with several seeds the mean ± sd and where the report's value falls among the seeds."""
 from __future__ import annotations
 
 import copy
@@ -9,34 +10,53 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
-from hw1.params import load_params
+from hw1.outputs import write_csv
+from hw1.params import ParamsError, load_params
 from hw1.runs import ReportInputError, RunId, load_report_values
 from hw1.tables import TABLES, build_tables, params_mismatch, render_markdown, summary
 from stages import tables as tables_stage
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = load_report_values(REPO / "reports/report_values.yaml")
-PARAMS = load_params(REPO / "params.yaml")
+# params.yaml's runs with the default single seed (spelled out: the tests never depend on the
+# file's `seeds`)
+PARAMS = {**load_params(REPO / "params.yaml"), "seeds": [42]}
+RUNS = [RunId.parse(run) for run in REPORT["runs"]]
 SYNTHETIC = {"source": "synthetic", "dataset": "synthetic (not OctMNIST)", "md5": "5e1f00d5",
              "test_distribution": "train"}
 OCTMNIST = {"source": "medmnist", "dataset": "OctMNIST", "md5": "c68d92d5b585d8d81f7112f81e2d0842",
             "test_distribution": "train"}
 
 
-def fabricate_metrics(root: Path, data: dict, overrides: dict | None = None) -> Path:
-    """metrics/<run>.json for every run of the report (0.5 everywhere unless overridden)."""
+def fabricate_metrics(root: Path, data: dict, overrides: dict | None = None,
+                      seeds: tuple[int, ...] = (42,)) -> Path:
+    """metrics/seeds/<run>/<seed>.json for every run of the report and seed (0.5 everywhere
+    unless overridden: ``overrides[run]`` in every seed, ``overrides[run, seed]`` in one)."""
     metrics = root / "metrics"
+    overrides = overrides or {}
     for run in REPORT["runs"]:
-        values = {"train_acc": 0.5, "val_acc": 0.5, "test_acc": 0.5, "best_val_acc": 0.5,
-                  "best_epoch": 1, "epochs": 2, "train_seconds": 10.0,
-                  "data_source": data["source"], **(overrides or {}).get(run, {})}
-        path = metrics / f"{run}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
+        for seed in seeds:
+            values = {"train_acc": 0.5, "val_acc": 0.5, "test_acc": 0.5, "best_val_acc": 0.5,
+                      "best_epoch": 1, "epochs": 2, "train_seconds": 10.0,
+                      "data_source": data["source"], **overrides.get(run, {}),
+                      **overrides.get((run, seed), {})}
+            path = metrics / "seeds" / run / f"{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
     (metrics / "data.json").write_text(json.dumps(data))
     return metrics
+
+
+def project(root: Path, seeds: tuple[int, ...] = (42,)) -> None:
+    """The stage's inputs other than metrics: the report's values and params.yaml."""
+    (root / "reports").mkdir()
+    (root / "reports/report_values.yaml").write_text(
+        (REPO / "reports/report_values.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "seeds": list(seeds)}))
 
 
 def table(tables: list, number: int):
@@ -180,24 +200,28 @@ def test_diverged_run_is_marked_and_every_row_is_still_written(tmp_path):
 
 def test_missing_metrics_file_names_the_stage_to_run(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC)
-    (metrics / "q2/ffn_lr1.json").unlink()
-    with pytest.raises(ReportInputError, match=r"q2/ffn_lr1\.json not found.*dvc repro q2@ffn_lr1"):
+    (metrics / "seeds/q2/ffn_lr1/42.json").unlink()
+    with pytest.raises(ReportInputError,
+                       match=r"seeds/q2/ffn_lr1/42\.json not found.*dvc repro q2@ffn_lr1-42"):
         build_tables(PARAMS, REPORT, SYNTHETIC, metrics)
 
 
 def test_metrics_file_without_a_metric_names_it(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC)
-    (metrics / "train.json").write_text(json.dumps({"val_acc": 0.5, "test_acc": 0.5}))
-    with pytest.raises(ReportInputError, match=r"metrics/train\.json has no 'train_seconds'"):
+    (metrics / "seeds/train/42.json").write_text(json.dumps({"val_acc": 0.5, "test_acc": 0.5}))
+    with pytest.raises(ReportInputError, match=r"metrics/seeds/train/42\.json has no "
+                                               r"'train_seconds' \(Table 4\); run `dvc repro "
+                                               r"train@42` again"):
         build_tables(PARAMS, REPORT, SYNTHETIC, metrics)
-    with pytest.raises(ReportInputError, match=r"metrics/train\.json has no best_val_acc"):
-        summary([RunId.parse("train")], metrics)
+    with pytest.raises(ReportInputError, match=r"metrics/seeds/train/42\.json has no "
+                                               r"'best_val_acc' \(metrics/summary\.json\)"):
+        summary([RunId.parse("train")], [42], metrics)
 
 
 def test_summary_holds_headline_numbers_per_run_under_short_keys(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q1/mlp": {"test_acc": 0.123456,
                                                                  "best_val_acc": 0.7}})
-    got = summary([RunId.parse(run) for run in REPORT["runs"]], metrics)
+    got = summary(RUNS, [42], metrics)
     assert set(got) == {run.replace("/", "_") for run in REPORT["runs"]}
     assert got["q1_mlp"] == {"test": 0.1235, "val": 0.5, "best_val": 0.7}
 
@@ -207,7 +231,7 @@ def test_summary_flags_only_a_diverged_run(tmp_path):
                     "last_finite_losses": {"1": 1.2, "2": 1.1}}
     metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q2/ffn_lr1": DIVERGED,
                                                       "train": not_diverged})
-    got = summary([RunId.parse(run) for run in REPORT["runs"]], metrics)
+    got = summary(RUNS, [42], metrics)
     assert got["q2_ffn_lr1"] == {"test": 0.344, "val": 0.5, "best_val": 0.5, "diverged": True}
     assert [run for run, values in got.items() if set(values) != {"test", "val", "best_val"}] \
         == ["q2_ffn_lr1"]
@@ -215,10 +239,7 @@ def test_summary_flags_only_a_diverged_run(tmp_path):
 
 def test_stage_writes_markdown_csv_per_table_and_summary(tmp_path, monkeypatch):
     fabricate_metrics(tmp_path, SYNTHETIC)
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/report_values.yaml").write_text(
-        (REPO / "reports/report_values.yaml").read_text())
-    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    project(tmp_path)
     monkeypatch.chdir(tmp_path)
     tables_stage.main()
 
@@ -233,10 +254,7 @@ def test_stage_writes_markdown_csv_per_table_and_summary(tmp_path, monkeypatch):
 
 
 def test_stage_fails_with_a_clear_message_when_metrics_are_missing(tmp_path):
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/report_values.yaml").write_text(
-        (REPO / "reports/report_values.yaml").read_text())
-    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    project(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "stages.tables"], cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True)
@@ -244,3 +262,165 @@ def test_stage_fails_with_a_clear_message_when_metrics_are_missing(tmp_path):
     assert "tables failed: metrics/data.json not found" in proc.stderr
     assert "dvc repro prepare" in proc.stderr
     assert not (tmp_path / "reports/tables.md").exists()
+
+
+# --- one seed: the tables as they were before seeds -------------------------------------------
+
+def test_one_seed_gives_every_cell_csv_column_and_summary_entry_of_a_single_run(tmp_path):
+    """The default `seeds: [42]`: the expected values are what the tables gave for these
+    metrics before runs had seeds (one metrics file per run)."""
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC, {
+        "train": {"best_val_acc": 0.81234, "val_acc": 0.80011, "test_acc": 0.7654321,
+                  "train_seconds": 123.456},
+        "q2/ffn_lr1": DIVERGED,
+        "q2/ffn_lr1e-2": {"best_val_acc": 0.8, "val_acc": 0.79, "test_acc": 0.75,
+                          "data_source": "medmnist"},
+        "q2/ffn_lr1e-3": {"best_val_acc": 0.70004, "val_acc": 0.69996, "test_acc": 0.71}})
+    tables = build_tables(PARAMS, REPORT, SYNTHETIC, metrics)
+
+    t5 = table(tables, 5)
+    assert t5.cells == [
+        ["1", "`q2/ffn_lr1`", "lr=1.0", "0.4721", "0.5000", "+0.0279", "0.4721", "0.5000",
+         "+0.0279", "—", "0.3440", "—", "diverged at epoch 3 (training loss is nan)"],
+        ["0.1", "`train`", "lr=0.1", "**0.8291**", "**0.8123**", "-0.0168", "**0.8291**",
+         "**0.8001**", "-0.0290", "0.7713", "0.7654", "-0.0059", "—"],
+        ["0.01", "`q2/ffn_lr1e-2`", "lr=0.01", "0.8147", "0.8000", "-0.0147", "0.8099",
+         "0.7900", "-0.0199", "—", "0.7500", "—",
+         "trained on medmnist, not on the data of metrics/data.json"],
+        ["0.001", "`q2/ffn_lr1e-3`", "lr=0.001", "0.7224", "0.7000", "-0.0224", "0.7224",
+         "0.7000", "-0.0224", "—", "0.7100", "—", "—"]]
+    assert t5.notes[1:] == [
+        "Params every row shares: model=feedforward, epochs=20, batch_size=16, hidden_size=200, "
+        "layers=2, dropout=0.0, activation=relu, l2_decay=0.0, optimizer=sgd.",
+        "Bold: the best value of its column, as the report marks it."]
+    assert list(row(t5, "train").items()) == [
+        ("row", "0.1"), ("run", "train"),
+        ("params", "model=feedforward, epochs=20, lr=0.1, batch_size=16, hidden_size=200, "
+                   "layers=2, dropout=0.0, activation=relu, l2_decay=0.0, optimizer=sgd"),
+        ("best_val_acc_report", 0.8291), ("best_val_acc_reproduced", 0.81234),
+        ("best_val_acc_diff", -0.0168), ("val_acc_report", 0.8291),
+        ("val_acc_reproduced", 0.80011), ("val_acc_diff", -0.029), ("test_acc_report", 0.7713),
+        ("test_acc_reproduced", 0.7654321), ("test_acc_diff", -0.0059),
+        ("best_report", "best_val_acc;val_acc"), ("best_reproduced", "best_val_acc;val_acc"),
+        ("note", "")]
+    assert table(tables, 4).cells[0][3:6] == ["657.34", "123.46", "-533.88"]
+    for tbl in tables:
+        assert not any(key.endswith(("_sd", "_n", "_z", "_in_range", "_seeds")) or key == "seeds"
+                       for r in tbl.csv_rows for key in r), f"Table {tbl.number}"
+        assert not any("±" in cell for r in tbl.cells for cell in r)
+
+    got = summary([RunId.parse("train"), RunId.parse("q2/ffn_lr1")], [42], metrics)
+    assert json.dumps(got) == json.dumps({
+        "train": {"test": 0.7654, "val": 0.8001, "best_val": 0.8123},
+        "q2_ffn_lr1": {"test": 0.344, "val": 0.5, "best_val": 0.5, "diverged": True}})
+
+
+def test_the_seed_number_alone_changes_nothing_in_the_tables(tmp_path):
+    overrides = {"q1/mlp": {"test_acc": 0.71}, "train": {"train_seconds": 99.0}}
+    at_42 = build_tables(PARAMS, REPORT, SYNTHETIC,
+                         fabricate_metrics(tmp_path / "a", SYNTHETIC, overrides))
+    at_7 = build_tables({**PARAMS, "seeds": [7]}, REPORT, SYNTHETIC,
+                        fabricate_metrics(tmp_path / "b", SYNTHETIC, overrides, seeds=(7,)))
+    assert render_markdown(at_7) == render_markdown(at_42)
+    assert [t.csv_rows for t in at_7] == [t.csv_rows for t in at_42]
+
+
+# --- several seeds ----------------------------------------------------------------------------
+
+SEEDS = (42, 7, 9)
+MLP_TEST = {42: 0.71, 7: 0.74, 9: 0.80}   # report: 0.7561, inside [0.71, 0.80]
+
+
+def test_several_seeds_give_numpys_mean_and_sample_sd_and_where_the_report_falls(tmp_path):
+    overrides = {("q1/mlp", seed): {"test_acc": v} for seed, v in MLP_TEST.items()}
+    overrides |= {("q1/perceptron", seed): {"test_acc": 0.5 + seed / 1000} for seed in SEEDS}
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC, overrides, seeds=SEEDS)
+    tables = build_tables({**PARAMS, "seeds": list(SEEDS)}, REPORT, SYNTHETIC, metrics)
+
+    values = list(MLP_TEST.values())
+    mean, sd = np.mean(values), np.std(values, ddof=1)
+    report = REPORT["runs"]["q1/mlp"]["test_acc"]
+    got = row(table(tables, 1), "q1/mlp")
+    assert got["seeds"] == "42;7;9"
+    assert got["test_acc_seeds"] == "0.71;0.74;0.8"
+    assert got["test_acc_reproduced"] == mean
+    assert got["test_acc_sd"] == sd
+    assert got["test_acc_n"] == 3
+    assert got["test_acc_diff"] == round(mean - report, 4)
+    assert got["test_acc_z"] == round((report - mean) / sd, 4)
+    assert got["test_acc_in_range"] is True
+    mlp_cells = next(c for c in table(tables, 1).cells if c[1] == "`q1/mlp`")
+    assert mlp_cells[4] == f"{mean:.4f} ± {sd:.4f} (3)"  # Table 1 marks no best
+    assert mlp_cells[5] == (f"{mean - report:+.4f} (z {(report - mean) / sd:+.2f}, "
+                            f"in [0.7100, 0.8000])")
+
+    # the perceptron's report value (0.3422) lies far below its seeds' [0.507, 0.542]
+    perceptron = row(table(tables, 1), "q1/perceptron")
+    assert perceptron["test_acc_in_range"] is False
+    assert "outside [0.5070, 0.5420]" in table(tables, 1).cells[0][5]
+    # a run whose seeds agree exactly has no sd to measure the report against
+    logreg = table(tables, 1).cells[1]
+    assert logreg[4] == "0.5000 ± 0.0000 (3)"
+    assert logreg[5] == "-0.0784 (z undefined (sd 0), outside [0.5000, 0.5000])"
+    assert row(table(tables, 1), "q1/logreg_lr1e-2")["test_acc_z"] is None
+    # no report value: no difference and nothing to place among the seeds
+    other = row(table(tables, 2), "q2/logreg_lr1e-1")
+    assert other["test_acc_diff"] is None and other["test_acc_z"] is None
+    assert other["test_acc_in_range"] is None and other["test_acc_n"] == 3
+    assert "mean ± sample sd (n) over seeds 42, 7, 9" in render_markdown(tables)
+
+    got = summary([RunId.parse("q1/mlp")], list(SEEDS), metrics)["q1_mlp"]
+    assert got == {"test": round(mean, 4), "val": 0.5, "best_val": 0.5,
+                   "test_sd": round(sd, 4), "val_sd": 0.0, "best_val_sd": 0.0, "n": 3}
+
+
+def test_bold_marks_the_best_mean_not_the_best_single_seed(tmp_path):
+    # lr 0.1 has the single best seed (0.9) but the lower mean (0.6333 < 0.7)
+    overrides = {("q2/logreg_lr1e-1", 42): {"val_acc": 0.9},
+                 ("q2/logreg_lr1e-1", 7): {"val_acc": 0.5},
+                 ("q2/logreg_lr1e-1", 9): {"val_acc": 0.5},
+                 "q2/logreg_lr1e-3": {"val_acc": 0.7}}
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC, overrides, seeds=SEEDS)
+    tbl = table(build_tables({**PARAMS, "seeds": list(SEEDS)}, REPORT, SYNTHETIC, metrics), 2)
+    assert {r["run"]: r["best_reproduced"] for r in tbl.csv_rows} == \
+        {"q2/logreg_lr1e-1": "", "q2/logreg_lr1e-2": "", "q2/logreg_lr1e-3": "val_acc"}
+    assert tbl.cells[2][4] == "**0.7000 ± 0.0000 (3)**"
+    assert tbl.notes[-1] == ("Bold: the best value of its column, as the report marks it "
+                             "(reproduced: the best mean).")
+
+
+def test_a_run_diverged_in_some_seeds_says_which_and_where(tmp_path):
+    diverged_at_5 = {**DIVERGED, "diverged_epoch": 5, "diverged_reason": "weights are inf"}
+    metrics = fabricate_metrics(tmp_path, OCTMNIST, {("q2/ffn_lr1", 7): DIVERGED,
+                                                     ("q2/ffn_lr1", 9): diverged_at_5,
+                                                     ("q1/mlp", 9): {"data_source": "synthetic"}},
+                                seeds=SEEDS)
+    tables = build_tables({**PARAMS, "seeds": list(SEEDS)}, REPORT, OCTMNIST, metrics)
+    assert row(table(tables, 5), "q2/ffn_lr1")["note"] == (
+        "diverged in 2 of 3 seeds: seed 7 at epoch 3 (training loss is nan), "
+        "seed 9 at epoch 5 (weights are inf)")
+    assert row(table(tables, 1), "q1/mlp")["note"] == \
+        "seed 9 trained on synthetic, not on the data of metrics/data.json"
+    assert [r["note"] for r in table(tables, 5).csv_rows if r["run"] != "q2/ffn_lr1"] == [""] * 3
+    got = summary(RUNS, list(SEEDS), metrics)
+    assert got["q2_ffn_lr1"]["diverged"] is True
+    assert [run for run, values in got.items() if "diverged" in values] == ["q2_ffn_lr1"]
+
+
+def test_several_seeds_put_every_seeds_value_in_the_csv(tmp_path):
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC, {("train", 7): {"train_seconds": 12.5}},
+                                seeds=SEEDS)
+    tbl = table(build_tables({**PARAMS, "seeds": list(SEEDS)}, REPORT, SYNTHETIC, metrics), 4)
+    write_csv(tmp_path / "table4.csv", tbl.csv_rows)
+    with open(tmp_path / "table4.csv", newline="") as fh:
+        got = next(r for r in csv.DictReader(fh) if r["run"] == "train")
+    assert got["train_seconds_seeds"] == "10.0;12.5;10.0"
+    assert float(got["train_seconds_sd"]) == pytest.approx(np.std([10, 12.5, 10], ddof=1))
+    assert got["train_seconds_n"] == "3"
+
+
+def test_invalid_seeds_name_the_params_key(tmp_path):
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC)
+    with pytest.raises(ParamsError, match=r"seeds must be a non-empty list of distinct "
+                                          r"integers >= 0, got \[42, 42\]"):
+        build_tables({**PARAMS, "seeds": [42, 42]}, REPORT, SYNTHETIC, metrics)
