@@ -150,7 +150,15 @@ def validate_run(cfg: Any, key: str, models: Mapping[str, Rules], what: str) -> 
 
 
 SEED = integer(0)
+SEEDS = Rule(lambda v: isinstance(v, list) and len(v) > 0 and all(SEED.check(s) for s in v)
+             and len(set(v)) == len(v), "a non-empty list of distinct integers >= 0")
 
 
 def validate_seed(params: dict[str, Any]) -> int:
+    """``seed``: the synthetic stand-in's generator and Question 3's perturbations."""
     return int(check_value(params.get("seed"), "seed", SEED))
+
+
+def validate_seeds(params: dict[str, Any]) -> list[int]:
+    """``seeds``: every training run trains once per seed, in this order."""
+    return [int(s) for s in check_value(params.get("seeds"), "seeds", SEEDS)]
