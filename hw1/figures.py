@@ -1,5 +1,9 @@
-"""Figures 1-10 of the report, drawn from the per-epoch plot data (``plots/<run>.csv``) alone.
+"""Figures 1-10 of the report, and the mean curve of every run, from the per-seed curves alone.
 
+Every training run writes one per-epoch curve per seed (``plots/seeds/<run>/<seed>.csv``). This
+module averages them per run into ``plots/<run>.csv`` (the file `dvc plots` overlays read) and
+draws the report's figures from those means: with one seed, exactly that seed's curve; with
+several, the mean line and a band from the lowest to the highest seed.
 No figure retrains anything: restyling a figure re-runs only the `figures` stage. Each figure
 names the params of the runs it shows (from params.yaml) and the data they came from, so a
 figure of a changed run or of the synthetic stand-in cannot pass for the report's.
@@ -14,18 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 # Figure (not pyplot): no global state and no GUI backend; savefig renders with Agg.
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from hw1.outputs import atomic_path
-from hw1.runs import RunId, data_note, format_params, run_params, split_params
+from hw1.outputs import atomic_path, write_csv
+from hw1.params import validate_seeds
+from hw1.runs import GROUPS, RunId, data_note, format_params, run_params, split_params
 
 FIGURES_DIR = Path("reports/figures")
 
 
 class FiguresError(RuntimeError):
-    """A plot data file is missing or lacks a column; the message says what to run."""
+    """A curve file is missing or malformed, or lacks a column; the message says what to run."""
 
 
 @dataclass(frozen=True)
@@ -88,28 +94,102 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
-def read_curves(run: RunId, plots_dir: str | Path = "plots") -> dict[str, list[float]]:
-    """``plots/<run>.csv`` as columns of floats, or a FiguresError naming the stage to run."""
-    path = Path(plots_dir) / f"{run.path}.csv"
+# column -> one value per epoch (NaN where that epoch has none); ``epoch`` holds ints
+Curves = dict[str, list[float]]
+
+
+def pipeline_runs(params: Mapping[str, Any]) -> list[RunId]:
+    """Every training run in params.yaml: ``train``, then each key of q1 and of q2."""
+    return [RunId(None, "train")] + [RunId(group, name) for group in GROUPS
+                                     for name in params.get(group) or {}]
+
+
+def seed_curve_path(run: RunId, seed: int, plots_dir: str | Path = "plots") -> Path:
+    """``plots/seeds/<run>/<seed>.csv``: the curve the stage ``run.seed_stage(seed)`` writes."""
+    return Path(plots_dir) / f"{run.seed_curve(seed)}.csv"
+
+
+def read_curves(run: RunId, seed: int, plots_dir: str | Path = "plots") -> Curves:
+    """The curve of ``run`` trained with ``seed``, as columns, or a FiguresError naming the
+    stage to run."""
+    path = seed_curve_path(run, seed, plots_dir)
+    stage = run.seed_stage(seed)
     if not path.is_file():
-        raise FiguresError(f"{path} not found: the figures need run '{run}'; run "
-                           f"`dvc repro {run.stage}` first")
+        raise FiguresError(f"{path} not found: the figures need run '{run}' with seed {seed}; "
+                           f"run `dvc repro {stage}` first")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    if not rows:
-        raise FiguresError(f"{path} has no epochs; run `dvc repro {run.stage}` again")
-    # an empty cell is an epoch the run did not measure: a gap in the line, not a zero
-    return {col: [float(r[col]) if r[col] not in ("", None) else math.nan for r in rows]
-            for col in rows[0]}
+    if not rows or "epoch" not in rows[0]:
+        raise FiguresError(f"{path} has no epochs; run `dvc repro {stage}` again")
+    try:
+        # epochs stay ints so that a one-seed mean is written back byte for byte;
+        # an empty cell is an epoch the run did not measure: a gap in the line, not a zero
+        return {col: [int(r[col]) if col == "epoch" else
+                      float(r[col]) if r[col] not in ("", None) else math.nan for r in rows]
+                for col in rows[0]}
+    except ValueError as err:
+        raise FiguresError(f"{path} holds a value that is not a number ({err}); run "
+                           f"`dvc repro {stage}` again") from None
 
 
-def _columns(curves: Mapping[str, list[float]], kind: str, run: RunId,
-             plots_dir: str | Path) -> list[str]:
+def mean_curve(curves: Sequence[Curves]) -> Curves:
+    """The mean over the seeds' curves of one run, epoch by epoch, plus ``<col>_min`` and
+    ``<col>_max`` per column when there are several.
+
+    A seed that diverged stops early and leaves empty cells: each epoch averages the seeds that
+    have a finite value there, and is empty (NaN) where none has. Means are rounded to 6
+    decimals like the curves themselves, so one seed's mean is its curve unchanged.
+    """
+    columns = [c for c in curves[0] if c != "epoch"]
+    epochs = sorted({e for curve in curves for e in curve["epoch"]})
+    row_of = {epoch: i for i, epoch in enumerate(epochs)}
+    finite: dict[str, list[list[float]]] = {col: [[] for _ in epochs] for col in columns}
+    for curve in curves:
+        for i, epoch in enumerate(curve["epoch"]):
+            for col in columns:
+                if math.isfinite(curve[col][i]):
+                    finite[col][row_of[epoch]].append(curve[col][i])
+    stats: dict[str, list[float]] = {}
+    for col, per_epoch in finite.items():
+        stats[col] = [round(float(np.mean(v)), 6) if v else math.nan for v in per_epoch]
+        if len(curves) > 1:
+            stats[f"{col}_min"] = [min(v) if v else math.nan for v in per_epoch]
+            stats[f"{col}_max"] = [max(v) if v else math.nan for v in per_epoch]
+    # the seeds' own columns first, in their order, then the bands
+    return {"epoch": epochs, **{c: stats[c] for c in columns},
+            **{c: v for c, v in stats.items() if c not in columns}}
+
+
+def write_mean_curves(params: Mapping[str, Any],
+                      plots_dir: str | Path = "plots") -> dict[RunId, Curves]:
+    """Average every run's curves over the seeds of params.yaml into ``plots/<run>.csv``
+    (same columns as the per-seed files, and with several seeds ``<col>_min``/``<col>_max``);
+    return the mean curves by run."""
+    seeds = validate_seeds(dict(params))
+    means = {}
+    for run in pipeline_runs(params):
+        curves = [read_curves(run, seed, plots_dir) for seed in seeds]
+        for seed, curve in zip(seeds[1:], curves[1:]):
+            if list(curve) != list(curves[0]):
+                raise FiguresError(
+                    f"{seed_curve_path(run, seed, plots_dir)} has columns {', '.join(curve)}, "
+                    f"but {seed_curve_path(run, seeds[0], plots_dir)} has "
+                    f"{', '.join(curves[0])}: the seeds of one run must log the same columns; "
+                    f"run `dvc repro -f {run.seed_stage(seed)}`")
+        mean = means[run] = mean_curve(curves)
+        write_csv(Path(plots_dir) / f"{run.path}.csv",
+                  [{col: "" if isinstance(v, float) and math.isnan(v) else v
+                    for col, v in zip(mean, row)} for row in zip(*mean.values())])
+    return means
+
+
+def _columns(curves: Mapping[str, list[float]], kind: str, run: RunId) -> list[str]:
     wanted = _KINDS[kind][0]
     missing = [c for c in ("epoch", *wanted) if c not in curves and c not in _OPTIONAL]
     if missing:
-        raise FiguresError(f"{Path(plots_dir) / f'{run.path}.csv'} has no column "
-                           f"{', '.join(missing)} (it has {', '.join(curves)})")
+        logged = [c for c in curves if not c.endswith(("_min", "_max"))]
+        raise FiguresError(f"run '{run}' logs no column {', '.join(missing)} (its curves have "
+                           f"{', '.join(logged)}), which this figure draws")
     return [c for c in wanted if c in curves]
 
 
@@ -117,9 +197,20 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
+def _no_finite_values(ax: Any, epochs: int) -> None:
+    """A panel whose every curve is non-finite (a run that diverged at once): say so, on the
+    run's own epoch axis, rather than leave a blank panel with a meaningless one."""
+    ax.set_xlim(1, max(epochs, 2))
+    ax.tick_params(axis="y", which="both", left=False, labelleft=False)
+    ax.text(0.5, 0.5, "no finite values (diverged)", transform=ax.transAxes, ha="center",
+            va="center", color="dimgray")
+
+
 def draw(spec: FigureSpec, params: Mapping[str, Any], data_line: str,
-         plots_dir: str | Path = "plots") -> Figure:
-    """One figure: its panels side by side, titles naming each run's params."""
+         curves: Mapping[RunId, Curves]) -> Figure:
+    """One figure from the mean curves: its panels side by side, titles naming each run's
+    params; with several seeds, each line has a min-max band."""
+    n_seeds = len(validate_seeds(dict(params)))
     runs = list(dict.fromkeys(p.run for p in spec.panels))
     used = {run: run_params(params, run) for run in runs}
     # side-by-side runs: each panel shows what sets its run apart, the caption what they share
@@ -131,12 +222,19 @@ def draw(spec: FigureSpec, params: Mapping[str, Any], data_line: str,
     fig = Figure(figsize=(6.0 * n, 4.8), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, panel in zip(axes, spec.panels):
-        curves = read_curves(panel.run, plots_dir)
+        curve = curves[panel.run]
         _, ylabel, log = _KINDS[panel.kind]
-        for col in _columns(curves, panel.kind, panel.run, plots_dir):
-            ax.plot(curves["epoch"], curves[col], color=_COLORS[col], label=_LEGEND[col],
-                    marker="o" if len(curves["epoch"]) <= 30 else None, markersize=3)
-        if log:
+        columns = _columns(curve, panel.kind, panel.run)
+        epochs = curve["epoch"]
+        for col in columns:
+            ax.plot(epochs, curve[col], color=_COLORS[col], label=_LEGEND[col],
+                    marker="o" if len(epochs) <= 30 else None, markersize=3)
+            if n_seeds > 1:
+                ax.fill_between(epochs, curve[f"{col}_min"], curve[f"{col}_max"],
+                                color=_COLORS[col], alpha=0.2, linewidth=0)
+        if not any(math.isfinite(v) for col in columns for v in curve[col]):
+            _no_finite_values(ax, int(used[panel.run]["epochs"]))
+        elif log:
             ax.set_yscale("log")
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -148,6 +246,8 @@ def draw(spec: FigureSpec, params: Mapping[str, Any], data_line: str,
             title += "\n" + _wrap(format_params(shown[panel.run]), 60)
         ax.set_title(title, fontsize=10)
     caption = f"Figure {spec.number}: {spec.caption}"
+    if n_seeds > 1:
+        caption += f" (mean of {n_seeds} seeds, band: min-max)"
     described = format_params(common) if len(runs) > 1 else format_params(shown[runs[0]])
     fig.suptitle(f"{caption}\n{_wrap(described, 55 * n)}", fontsize=11)
     fig.text(0.5, -0.01, _wrap(data_line, 95 * n), ha="center", va="top", fontsize=8,
@@ -155,15 +255,16 @@ def draw(spec: FigureSpec, params: Mapping[str, Any], data_line: str,
     return fig
 
 
-def render_figures(params: Mapping[str, Any], data: Mapping[str, Any],
-                   report_data: Mapping[str, Any], plots_dir: str | Path = "plots",
+def render_figures(params: Mapping[str, Any], curves: Mapping[RunId, Curves],
+                   data: Mapping[str, Any], report_data: Mapping[str, Any],
                    out_dir: str | Path = FIGURES_DIR,
                    specs: Sequence[FigureSpec] | None = None) -> list[Path]:
-    """Write the figures (all of ``FIGURES`` by default) as PNG under ``out_dir``."""
+    """Write the figures (all of ``FIGURES`` by default) as PNG under ``out_dir``, from the
+    mean curves (``write_mean_curves``)."""
     data_line = data_note(data, report_data)
     written = []
     for spec in FIGURES if specs is None else specs:
-        fig = draw(spec, params, data_line, plots_dir)
+        fig = draw(spec, params, data_line, curves)
         out = Path(out_dir) / spec.filename
         with atomic_path(out) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")

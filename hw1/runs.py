@@ -73,6 +73,15 @@ class RunId:
     def metric(self) -> str:
         return self._join("_")
 
+    def seed_stage(self, seed: int) -> str:
+        """The DVC stage training this run with ``seed``: ``train@42``, ``q2@ffn_lr1-42``."""
+        return f"{self.stage}@{seed}" if self.group is None else f"{self.stage}-{seed}"
+
+    def seed_curve(self, seed: int) -> str:
+        """Its per-epoch curve with ``seed``, under plots/ and without ``.csv``:
+        ``seeds/q2/ffn_lr1/42``."""
+        return f"seeds/{self.path}/{seed}"
+
     def __str__(self) -> str:
         return self.path
 

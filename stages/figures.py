@@ -1,17 +1,20 @@
-"""DVC stage `figures`: the report's Figures 1-10 as PNG in reports/figures/, from plots/*.csv."""
+"""DVC stage `figures`: every run's mean curve over the seeds (plots/<run>.csv) and the report's
+Figures 1-10 as PNG in reports/figures/, from the per-seed curves in plots/seeds/."""
 from __future__ import annotations
 
 import sys
 
-from hw1.figures import FiguresError, render_figures
-from hw1.params import ParamsError, load_params
+from hw1.figures import FiguresError, render_figures, write_mean_curves
+from hw1.params import ParamsError, load_params, validate_seeds
 from hw1.runs import ReportInputError, load_data_summary, load_report_values
 
 
 def main() -> None:
-    written = render_figures(load_params(), load_data_summary(),
-                             load_report_values()["data"])
-    print(f"Wrote {len(written)} figures: {', '.join(p.name for p in written)}")
+    params = load_params()
+    curves = write_mean_curves(params)
+    written = render_figures(params, curves, load_data_summary(), load_report_values()["data"])
+    print(f"Wrote {len(curves)} mean curves over {len(validate_seeds(params))} seed(s) and "
+          f"{len(written)} figures: {', '.join(p.name for p in written)}")
 
 
 if __name__ == "__main__":
