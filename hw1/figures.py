@@ -25,7 +25,8 @@ from matplotlib.ticker import MaxNLocator
 
 from hw1.outputs import atomic_path, write_csv
 from hw1.params import validate_seeds
-from hw1.runs import GROUPS, RunId, data_note, format_params, run_params, split_params
+from hw1.runs import (RunId, data_note, format_params, pipeline_runs, run_params,
+                      split_params)
 
 FIGURES_DIR = Path("reports/figures")
 
@@ -96,12 +97,6 @@ FIGURES: tuple[FigureSpec, ...] = (
 
 # column -> one value per epoch (NaN where that epoch has none); ``epoch`` holds ints
 Curves = dict[str, list[float]]
-
-
-def pipeline_runs(params: Mapping[str, Any]) -> list[RunId]:
-    """Every training run in params.yaml: ``train``, then each key of q1 and of q2."""
-    return [RunId(None, "train")] + [RunId(group, name) for group in GROUPS
-                                     for name in params.get(group) or {}]
 
 
 def seed_curve_path(run: RunId, seed: int, plots_dir: str | Path = "plots") -> Path:

@@ -73,15 +73,6 @@ class RunId:
     def metric(self) -> str:
         return self._join("_")
 
-    def seed_stage(self, seed: int) -> str:
-        """The DVC stage training this run with ``seed``: ``train@42``, ``q2@ffn_lr1-42``."""
-        return f"{self.stage}@{seed}" if self.group is None else f"{self.stage}-{seed}"
-
-    def seed_curve(self, seed: int) -> str:
-        """Its per-epoch curve with ``seed``, under plots/ and without ``.csv``:
-        ``seeds/q2/ffn_lr1/42``."""
-        return f"seeds/{self.path}/{seed}"
-
     def __str__(self) -> str:
         return self.path
 
@@ -100,6 +91,12 @@ class RunId:
     def seed_curve(self, seed: int) -> str:
         """The run's per-seed curve, relative to ``plots/``: ``seeds/q2/ffn_lr1/42``."""
         return f"seeds/{self.path}/{seed}"
+
+
+def pipeline_runs(params: Mapping[str, Any]) -> list[RunId]:
+    """Every training run in params.yaml: ``train``, then each key of q1 and of q2."""
+    return [RunId(None, "train")] + [RunId(group, name) for group in GROUPS
+                                     for name in params.get(group) or {}]
 
 
 def run_params(params: Mapping[str, Any], run: RunId) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def test_check_rejects_every_bad_value_naming_its_key(key, value, message):
 
 def test_yaml_1_1_exponent_gets_a_hint_on_how_to_write_it(tmp_path):
     (tmp_path / "params.yaml").write_text(
-        (REPO / "params.yaml").read_text().replace("lr: 0.1,", "lr: 1e-3,", 1))
+        (REPO / "params.yaml").read_text().replace("  lr: 0.1\n", "  lr: 1e-3\n", 1))
     params = load_params(tmp_path / "params.yaml")
     assert params["train"]["lr"] == "1e-3"  # what YAML 1.1 makes of it
     with pytest.raises(ParamsError) as err:
