@@ -5,10 +5,11 @@ it in mini-batches (the last one may be smaller), and records the mean training 
 batches and the validation loss and accuracy; at the end the test accuracy is measured.
 Training accuracy is that of the epoch's own forward passes (running, in train mode): each
 batch's predictions, made with dropout active by the weights as they were before that batch's
-step, counted over the epoch like the training loss. It costs next to nothing, where evaluating
-the whole training set again after each epoch cost up to a quarter of a batch-256 epoch, and the
-report never shows Question 2's training accuracy (its Figures 7-10 show losses and validation
-accuracy).
+step, counted over the epoch like the training loss. It costs one small reduction per step,
+where evaluating the whole training set again after each epoch, as this loop did, took 14-50% of
+an epoch on a loaded 2-core machine (benchmarks/bench_epoch_eval.py); and the report never shows
+Question 2's training accuracy (its Figures 7-10 show training loss, validation loss and
+validation accuracy).
 
 Speed matters because at batch 16 a step does little arithmetic, so per-step overhead decides
 the run time. Hence: the whole training set is held as one tensor on the device, permuted once
