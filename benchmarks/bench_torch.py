@@ -72,7 +72,7 @@ def project_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int,
     optimizer = make_optimizer(model, "sgd", LR, 0.0)
     batches = EpochBatches(x, y, batch_size, seed=0)
     with cpu_threads(threads_for(batch_size)):
-        return steady_epoch(lambda: float(train_epoch(model, optimizer, batches)))
+        return steady_epoch(lambda: float(train_epoch(model, optimizer, batches)[0]))
 
 
 def dataloader_epoch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:

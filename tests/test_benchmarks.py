@@ -1,10 +1,11 @@
 """The torch benchmark's kernel floor must do the same arithmetic as the training loop, or the
-floor it reports means nothing."""
+floor it reports means nothing; the epoch-evaluation benchmark must still run against ``fit``."""
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
-from benchmarks import bench_torch
+from benchmarks import bench_epoch_eval, bench_torch
 from hw1.torch_models import build_model
 from hw1.torch_training import make_optimizer
 
@@ -38,3 +39,20 @@ def test_check_hand_step_rejects_a_wrong_step(monkeypatch):
                         lambda params, xb, yb, lr: real(params, xb, yb, 2 * lr))
     with pytest.raises(AssertionError, match="differs from autograd"):
         bench_torch.check_hand_step(x, y)
+
+
+def test_epoch_eval_benchmark_times_both_paths_and_estimates_every_run(tmp_path, capsys):
+    ffn = {"model": "feedforward", "epochs": 20, "lr": 0.1, "batch_size": 16,
+           "hidden_size": 200, "layers": 2, "dropout": 0.0, "activation": "relu",
+           "l2_decay": 0.0, "optimizer": "sgd", "device": "auto"}
+    params = {"train": ffn, "q2": {"wide": {**ffn, "epochs": 150, "batch_size": 256},
+                                   "dropout": {**ffn, "dropout": 0.2}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    bench_epoch_eval.main(["--scale", "0.002", "--repeats", "1",
+                           "--params", str(tmp_path / "params.yaml")])
+    out = capsys.readouterr().out
+    assert "feedforward batch 16 (1 thread(s); timed as train)" in out
+    assert "agree in everything but train_acc" in out
+    assert "estimate, one seed of the 3 PyTorch runs" in out
+    assert "feedforward batch 16: 2 run(s), 40 epochs" in out
+    assert "feedforward batch 256: 1 run(s), 150 epochs" in out

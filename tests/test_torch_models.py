@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from torch import nn
 
@@ -19,8 +20,8 @@ from hw1.params import ParamsError
 from hw1.splits import Splits, save_prepared
 from hw1.torch_models import (FeedforwardNetwork, LogisticRegression, build_model,
                               parameter_count)
-from hw1.torch_training import (EpochBatches, available_cores, cpu_threads, evaluate, fit,
-                                threads_for)
+from hw1.torch_training import (EpochBatches, available_cores, child_seeds, cpu_threads,
+                                evaluate, fit, make_optimizer, seeded_global_rng, threads_for)
 from stages import train_torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,6 +144,47 @@ def test_history_has_one_row_per_epoch_with_the_plot_columns():
                                        "val_acc"]
     assert all(0 <= row["val_acc"] <= 1 and row["val_loss"] > 0 for row in result.history)
     assert 0 <= result.test_acc <= 1 and result.train_seconds > 0 and result.device == "cpu"
+
+
+def replay_train_acc(cfg: dict, seed: int,
+                     splits: Splits) -> tuple[list[float], list[float]]:
+    """Each epoch's training accuracy computed by hand: fit's model init, permutations and
+    dropout RNG, every batch's right predictions counted before its step. Also returns what the
+    loop recorded before: the accuracy of the end-of-epoch model in eval mode."""
+    model = build_model(cfg, seed)
+    shuffle_seed, dropout_seed = child_seeds(seed, 2)
+    x, y = torch.from_numpy(splits.x_train), torch.from_numpy(splits.y_train)
+    batches = EpochBatches(x, y, cfg["batch_size"], shuffle_seed)
+    optimizer = make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["l2_decay"])
+    running, end_of_epoch = [], []
+    with seeded_global_rng(dropout_seed, torch.device("cpu")), \
+            cpu_threads(threads_for(cfg["batch_size"])):
+        for _ in range(cfg["epochs"]):
+            model.train()
+            correct = 0
+            for xb, yb in batches:
+                logits = model(xb)
+                correct += int((logits.argmax(dim=1) == yb).sum())
+                optimizer.zero_grad()
+                F.cross_entropy(logits, yb).backward()
+                optimizer.step()
+            running.append(correct / len(y))
+            end_of_epoch.append(evaluate(model, x, y)[1])
+    return running, end_of_epoch
+
+
+@pytest.mark.parametrize("cfg", [
+    {**FFN, "batch_size": 10},   # 96 examples: a last batch of 6
+    {**FFN, "dropout": 0.5},
+    LOGREG,
+], ids=["ffn", "ffn_dropout", "logreg"])
+def test_train_acc_is_the_running_accuracy_of_the_epochs_own_forward_passes(cfg):
+    splits = tiny_splits()
+    _, result = train(cfg, seed=5, splits=splits)
+    recorded = [row["train_acc"] for row in result.history]
+    running, end_of_epoch = replay_train_acc(cfg, seed=5, splits=splits)
+    assert recorded == running   # exact: counts / 96
+    assert recorded != end_of_epoch   # the measure the loop recorded before
 
 
 def test_training_is_deterministic_on_cpu():
