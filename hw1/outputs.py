@@ -79,8 +79,9 @@ def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
                 diverged: str | None = None) -> dict[str, Any]:
     """Headline metrics of one training run from its per-epoch history.
 
-    ``history`` rows hold at least ``epoch``, ``train_acc`` and ``val_acc`` of the model as it
-    was at the end of that epoch; the last row is the final model. ``diverged`` is why a run
+    ``history`` rows hold at least ``epoch``, ``train_acc`` (for the PyTorch runs, the running
+    train-mode accuracy of the epoch's own forward passes) and ``val_acc`` of the model as it was
+    at the end of that epoch; the last row is the final model. ``diverged`` is why a run
     stopped at its last epoch (``"training loss is nan"``), None for a run that did not
     diverge. Every run says ``diverged`` (true/false), ``diverged_epoch`` and
     ``diverged_reason`` (null if none) and ``last_finite_losses``: its last (up to) 3 finite
