@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import DvcRepo, project_repo
 
@@ -100,4 +101,9 @@ def test_adding_a_seed_trains_only_the_new_seed_and_removing_it_retrains_nothing
 
     removed = repo.run("exp", "run", "-S", "seeds=[42]")
     assert stages_run(removed.stdout) == set()   # figures and tables come from the run-cache
-    assert repo.run("git", "status", "--porcelain").stdout == ""
+    assert repo.run("git", "status", "--porcelain", "--", ":!dvc.lock").stdout == ""
+    # DVC never prunes dvc.lock: the removed seed's entries stay, every other entry is as before
+    lock = yaml.safe_load((repo.path / "dvc.lock").read_text())["stages"]
+    baseline = yaml.safe_load(repo.run("git", "show", "HEAD:dvc.lock").stdout)["stages"]
+    assert {name: lock[name] for name in baseline} == baseline
+    assert set(lock) - set(baseline) == set(runs)
