@@ -7,21 +7,16 @@ whatever state the other questions' stages are in.
 from __future__ import annotations
 
 import json
-import re
 
 import torch
 
+from conftest import stages_run
 from hw1.torch_models import build_model
 
 Q2_RUNS = ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3", "ffn_bs1024", "ffn_lr1",
            "ffn_lr1e-2", "ffn_lr1e-3", "ffn_bs256_e150", "ffn_bs256_e150_l2",
            "ffn_bs256_e150_dropout"]
 TORCH_STAGES = ["train@42"] + [f"q2@{run}-42" for run in Q2_RUNS]
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
 
 def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
     first = dvc_repo.run("repro", "train", "q2")

@@ -7,22 +7,17 @@ One pipeline is reproduced for the module; each test starts from that committed 
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import DvcRepo, project_repo
+from conftest import DvcRepo, project_repo, stages_run
 
 CHECKED = ["models/train/42.pt", "metrics/seeds/train/42.json", "plots/seeds/train/42.csv",
            "plots/train.csv", "models/q1/perceptron/42.npz", "models/q2/ffn_lr1/42.pt",
            "plots/q2/ffn_lr1.csv",
            "metrics/summary.json", "reports/tables.md", "reports/figures/fig09_learning_rate.png"]
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def digests(root: Path, paths=CHECKED) -> dict[str, str]:

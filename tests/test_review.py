@@ -9,13 +9,11 @@ import json
 import re
 import time
 
+from conftest import stages_run
+
 FIGURES = ["fig01_perceptron", "fig02_logreg_lr1e-2", "fig03_logreg_lr1e-3",
            "fig04_mlp_accuracy", "fig05_mlp_loss", "fig06_mlp_loss_log", "fig07_logreg_torch",
            "fig08_batch_size", "fig09_learning_rate", "fig10_regularization", "fig11_boolean"]
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def _table(repo, number: int) -> dict[str, dict[str, str]]:

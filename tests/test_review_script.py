@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT_ENV, DvcRepo, project_repo
+from conftest import GIT_ENV, DvcRepo, project_repo, stages_run
 
 ALL_STAGES = {"check_params", "fetch", "prepare", "train@42", "boolean", "figures", "tables",
               *(f"q1@{run}-42" for run in ["perceptron", "logreg_lr1e-2", "logreg_lr1e-3", "mlp"]),
@@ -20,10 +20,6 @@ ALL_STAGES = {"check_params", "fetch", "prepare", "train@42", "boolean", "figure
                                         "ffn_bs1024", "ffn_lr1", "ffn_lr1e-2", "ffn_lr1e-3",
                                         "ffn_bs256_e150", "ffn_bs256_e150_l2",
                                         "ffn_bs256_e150_dropout"])}
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def review(repo: DvcRepo, *args: str, **env: str) -> subprocess.CompletedProcess:
