@@ -109,6 +109,29 @@ def module_dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
     return project_repo(tmp_path_factory.mktemp("module") / "repo")
 
 
+@pytest.fixture(scope="session")
+def pipeline_baseline(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """The whole pipeline reproduced once for the session, committed and tagged `baseline`."""
+    repo = project_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    repo.run("repro")
+    repo.commit("baseline")
+    repo.run("git", "tag", "baseline")
+    return repo
+
+
+@pytest.fixture
+def pipeline_repo(pipeline_baseline: DvcRepo) -> DvcRepo:
+    """``pipeline_baseline`` with its workspace back at the baseline: git's files, and DVC's
+    outputs as the baseline's dvc.lock has them (files other tests left, e.g. of another seed,
+    removed)."""
+    pipeline_baseline.run("git", "checkout", "-q", "-f", "main")
+    pipeline_baseline.run("git", "reset", "-q", "--hard", "baseline")
+    pipeline_baseline.run("git", "clean", "-fdqX", "--", "data", "models", "metrics", "plots",
+                          "reports")
+    pipeline_baseline.run("checkout", "-f")
+    return pipeline_baseline
+
+
 def stages_run(output: str) -> set[str]:
     """The stages a `dvc repro` / `dvc exp run` output says it ran."""
     return set(re.findall(r"Running stage '([^']+)'", output))

@@ -2,7 +2,8 @@
 earlier run instead of retraining it, a forced re-run writes the same bytes, one `-S` changes
 one line of params.yaml, and a typo in params.yaml stops the pipeline before it deletes anything.
 
-One pipeline is reproduced for the module; each test starts from that committed baseline.
+The tests share one reproduced pipeline (conftest's `pipeline_repo`), each starting from its
+committed baseline.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DvcRepo, project_repo, stages_run
+from conftest import DvcRepo, stages_run
 
 CHECKED = ["models/train/42.pt", "metrics/seeds/train/42.json", "plots/seeds/train/42.csv",
            "plots/train.csv", "models/q1/perceptron/42.npz", "models/q2/ffn_lr1/42.pt",
@@ -24,21 +25,9 @@ def digests(root: Path, paths=CHECKED) -> dict[str, str]:
     return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in paths}
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory) -> DvcRepo:
-    """The whole pipeline reproduced once and committed with its dvc.lock and git outputs."""
-    repo = project_repo(tmp_path_factory.mktemp("restore") / "repo")
-    repo.run("repro")
-    repo.commit("baseline")
-    return repo
-
-
 @pytest.fixture
-def repo(baseline: DvcRepo) -> DvcRepo:
-    """The baseline, with the workspace back at its commit."""
-    baseline.run("git", "reset", "-q", "--hard")
-    baseline.run("checkout", "-f")
-    return baseline
+def repo(pipeline_repo: DvcRepo) -> DvcRepo:
+    return pipeline_repo
 
 
 def test_forced_rerun_writes_identical_bytes_and_leaves_dvc_lock_clean(repo):
