@@ -29,6 +29,11 @@ class EpochProgress:
         elif epoch % self.every == 0 or epoch == self.epochs or epoch == 1:
             print(f"{self.desc} epoch {epoch}/{self.epochs} {text}", file=self.stream, flush=True)
 
+    def stopped(self, epoch: int, reason: str) -> None:
+        """Say, in one line, that the run diverged and stopped after ``epoch``."""
+        print(f"{self.desc}: {reason} at epoch {epoch}: stopped (diverged)", file=self.stream,
+              flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

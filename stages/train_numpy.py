@@ -1,8 +1,9 @@
-"""DVC stage `q1@<run>-<seed>`: one Question 1 NumPy run, one seed (`... train_numpy q1.mlp 42`).
+"""DVC stage `q1@<run>-<seed>`: one Question 1 NumPy run with one seed
+(`python -m stages.train_numpy q1.mlp 42`).
 
 Writes models/q1/<run>/<seed>.npz (the learned weights), plots/seeds/q1/<run>/<seed>.csv (per
-epoch) and metrics/seeds/q1/<run>/<seed>.json. Params are checked before the data is loaded, and nothing is written
-unless training finishes. A run that diverges stops there, says so, and is written flagged.
+epoch) and metrics/seeds/q1/<run>/<seed>.json. Params are checked before the data is loaded,
+and nothing is written unless training finishes. A run that diverges stops there, says so, and is written flagged.
 """
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def main(argv: list[str]) -> None:
                 int(row["epoch"]), **{k: v for k, v in row.items() if k != "epoch"}))
     seconds = time.perf_counter() - started
     if model.diverged_:  # a result all the same, flagged in its metrics: exit 0
-        print(f"{key} seed {seed}: {model.diverged_} at epoch {history[-1]['epoch']}: stopped (diverged)",
-              file=sys.stderr, flush=True)
+        progress.stopped(history[-1]["epoch"], model.diverged_)
     test_acc = model.score(data.x_test, data.y_test)
 
     model_path = run.seed_model(seed, ".npz")

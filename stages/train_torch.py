@@ -58,8 +58,7 @@ def main(argv: list[str]) -> None:
     with EpochProgress(name, cfg["epochs"]) as progress:
         result = fit(model, splits, cfg, seed, progress)
     if result.diverged:  # a result all the same (the report shows its lr-1 run): exit 0
-        print(f"{name}: {result.diverged} at epoch {result.history[-1]['epoch']}: "
-              f"stopped (diverged)", file=sys.stderr, flush=True)
+        progress.stopped(result.history[-1]["epoch"], result.diverged)
 
     # Tensors moved to the CPU, so the file loads anywhere with weights_only=True. Saved through
     # a file handle: given a path, torch.save records the (temporary) file's name inside it.
