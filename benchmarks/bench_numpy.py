@@ -24,8 +24,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 # As in stages/train_numpy.py: tiny BLAS calls run best on one thread (plain and fast alike).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -36,7 +36,7 @@ import argparse
 import math
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +44,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hw1.data import features, synthetic_octmnist
 from hw1.torch_models import build_model
-from hw1.torch_training import (EpochBatches, available_cores, cpu_threads, make_optimizer,
-                                threads_for, train_epoch)
+from hw1.torch_training import (
+    EpochBatches,
+    available_cores,
+    cpu_threads,
+    make_optimizer,
+    threads_for,
+    train_epoch,
+)
 
 TABLE3 = {"model": "feedforward", "hidden_size": 200, "layers": 2, "activation": "relu",
           "dropout": 0.0}

@@ -19,8 +19,9 @@ report's printed Tables 7-9 and draws Figure 11.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -5,17 +5,18 @@ The computations and checks are ``hw1.boolean``'s; this module sets their result
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import yaml
+
 # Figure (not pyplot): no global state and no GUI backend; savefig renders with Agg.
 from matplotlib.figure import Figure
 
-from hw1.boolean import (NETWORKS, Study, cases, hypercube, interval_f, relu_network,
-                         sign_network)
+from hw1.boolean import NETWORKS, Study, cases, hypercube, interval_f, relu_network, sign_network
 from hw1.outputs import atomic_path
 
 REPORT_VALUES = Path("reports/report_values.yaml")

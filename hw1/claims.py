@@ -10,9 +10,10 @@ overturn.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from hw1.runs import RunId
 from hw1.tables import load_seeds, seed_values

@@ -14,19 +14,20 @@ from __future__ import annotations
 import csv
 import math
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
 # Figure (not pyplot): no global state and no GUI backend; savefig renders with Agg.
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hw1.outputs import atomic_path, write_csv
 from hw1.params import validate_seeds
-from hw1.runs import (RunId, data_note, format_params, pipeline_runs, run_params,
-                      split_params)
+from hw1.runs import RunId, data_note, format_params, pipeline_runs, run_params, split_params
 
 FIGURES_DIR = Path("reports/figures")
 

@@ -13,9 +13,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -143,7 +144,7 @@ def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mappi
     return earlier.get("train_seconds") if same else None
 
 
-def write_run(run: "RunId", seed: int, history: Sequence[Mapping[str, float]],
+def write_run(run: RunId, seed: int, history: Sequence[Mapping[str, float]],
               test_acc: float, train_seconds: float, data_source: str,
               outputs: Sequence[str | os.PathLike] = (), diverged: str | None = None,
               metrics_dir: str | os.PathLike = "metrics",

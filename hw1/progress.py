@@ -38,7 +38,7 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.close()
 
-    def __enter__(self) -> "EpochProgress":
+    def __enter__(self) -> EpochProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -42,7 +43,7 @@ class RunId:
     name: str
 
     @classmethod
-    def parse(cls, text: str) -> "RunId":
+    def parse(cls, text: str) -> RunId:
         """Read a params key (``q2.ffn_lr1``), output path (``q2/ffn_lr1``) or stage name
         (``q2@ffn_lr1``); ``train`` is the Table 3 network."""
         if text == "train":

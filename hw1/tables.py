@@ -15,15 +15,24 @@ like-for-like comparison.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from hw1.params import validate_seeds
-from hw1.runs import (ReportInputError, RunId, data_note, format_params, load_run_metrics,
-                      run_params, same_value, split_params)
+from hw1.runs import (
+    ReportInputError,
+    RunId,
+    data_note,
+    format_params,
+    load_run_metrics,
+    run_params,
+    same_value,
+    split_params,
+)
 
 
 @dataclass(frozen=True)

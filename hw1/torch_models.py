@@ -7,7 +7,8 @@ params section (see hw1.params) into a freshly initialised model.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -12,8 +12,14 @@ from hw1 import numpy_models, torch_training
 from hw1.boolean import validate_boolean
 from hw1.data import DATA_RULES
 from hw1.outputs import write_text
-from hw1.params import (ParamsError, load_params, section, validate_section, validate_seed,
-                        validate_seeds)
+from hw1.params import (
+    ParamsError,
+    load_params,
+    section,
+    validate_section,
+    validate_seed,
+    validate_seeds,
+)
 from hw1.runs import RunId
 
 OUT = "data/params_checked.txt"

@@ -4,8 +4,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw1.data import (DATA_RULES, DataError, copy_user_file, download, medmnist_source,
-                      validate_raw, write_synthetic)
+from hw1.data import (
+    DATA_RULES,
+    DataError,
+    copy_user_file,
+    download,
+    medmnist_source,
+    validate_raw,
+    write_synthetic,
+)
 from hw1.params import ParamsError, load_params, section, validate_section, validate_seed
 
 OUT = Path("data/raw/octmnist.npz")

@@ -3,7 +3,8 @@
 
 Writes models/q1/<run>/<seed>.npz (the learned weights), plots/seeds/q1/<run>/<seed>.csv (per
 epoch) and metrics/seeds/q1/<run>/<seed>.json. Params are checked before the data is loaded,
-and nothing is written unless training finishes. A run that diverges stops there, says so, and is written flagged.
+and nothing is written unless training finishes. A run that diverges stops there, says so,
+and is written flagged.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import boto3
 from moto.server import DomainDispatcherApplication, create_backend_app

@@ -15,11 +15,29 @@ import numpy as np
 import pytest
 import yaml
 
-from hw1.boolean import (GUARANTEED_MARGIN, TIGHTNESS_STEP, Network, cases, check_network,
-                         hypercube, interval_f, perceptron, relu_network, run_study,
-                         separability, sign_network, validate_boolean)
-from hw1.boolean_report import (ReportValuesError, load_printed_tables, network_tables,
-                                render_affine, render_markdown, table7_rows)
+from hw1.boolean import (
+    GUARANTEED_MARGIN,
+    TIGHTNESS_STEP,
+    Network,
+    cases,
+    check_network,
+    hypercube,
+    interval_f,
+    perceptron,
+    relu_network,
+    run_study,
+    separability,
+    sign_network,
+    validate_boolean,
+)
+from hw1.boolean_report import (
+    ReportValuesError,
+    load_printed_tables,
+    network_tables,
+    render_affine,
+    render_markdown,
+    table7_rows,
+)
 from hw1.params import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]

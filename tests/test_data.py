@@ -15,8 +15,18 @@ import numpy as np
 import pytest
 import yaml
 
-from hw1.data import (REAL_SIZES, REPORT_TEST_COUNTS, DataError, copy_user_file, download,
-                      features, prepare, report_test_subset, synthetic_octmnist, validate_raw)
+from hw1.data import (
+    REAL_SIZES,
+    REPORT_TEST_COUNTS,
+    DataError,
+    copy_user_file,
+    download,
+    features,
+    prepare,
+    report_test_subset,
+    synthetic_octmnist,
+    validate_raw,
+)
 from hw1.splits import load_prepared
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import torch
-
 from conftest import stages_run
+
 from hw1.torch_models import build_model
 
 Q2_RUNS = ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3", "ffn_bs1024", "ffn_lr1",

@@ -13,8 +13,16 @@ import pytest
 import yaml
 from matplotlib.collections import PolyCollection
 
-from hw1.figures import (FIGURES, FiguresError, draw, mean_curve, read_curves,
-                         render_figures, seed_curve_path, write_mean_curves)
+from hw1.figures import (
+    FIGURES,
+    FiguresError,
+    draw,
+    mean_curve,
+    read_curves,
+    render_figures,
+    seed_curve_path,
+    write_mean_curves,
+)
 from hw1.outputs import write_csv
 from hw1.params import load_params
 from hw1.runs import RunId, data_note, load_report_values, pipeline_runs

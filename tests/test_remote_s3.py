@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
 pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")
 
-from moto.core.authorization import enable_iam_authentication  # noqa: E402
-
 from conftest import DvcRepo, stages_run  # noqa: E402
+from moto.core.authorization import enable_iam_authentication  # noqa: E402
 from s3_server import REGION, S3Store  # noqa: E402
 
 REMOTE_URL = "s3://results/hw1"

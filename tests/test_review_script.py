@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import GIT_ENV, DvcRepo, project_repo, stages_run
 
 ALL_STAGES = {"check_params", "fetch", "prepare", "train@42", "boolean", "figures", "tables",

@@ -18,10 +18,18 @@ from torch import nn
 
 from hw1.params import ParamsError
 from hw1.splits import Splits, save_prepared
-from hw1.torch_models import (FeedforwardNetwork, LogisticRegression, build_model,
-                              parameter_count)
-from hw1.torch_training import (EpochBatches, available_cores, child_seeds, cpu_threads,
-                                evaluate, fit, make_optimizer, seeded_global_rng, threads_for)
+from hw1.torch_models import FeedforwardNetwork, LogisticRegression, build_model, parameter_count
+from hw1.torch_training import (
+    EpochBatches,
+    available_cores,
+    child_seeds,
+    cpu_threads,
+    evaluate,
+    fit,
+    make_optimizer,
+    seeded_global_rng,
+    threads_for,
+)
 from stages import train_torch
 
 REPO = Path(__file__).resolve().parents[1]
