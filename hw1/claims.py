@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hw1.report_inputs import load_seeds, seed_values
 from hw1.runs import RunId
-from hw1.tables import load_seeds, seed_values
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def check_claims(seeds: Sequence[int], metrics_dir: str | Path = "metrics",
             if run not in measured:
                 measured[run] = load_seeds(run, seeds, metrics_dir)
             values[run, metric] = seed_values(run, seeds, measured[run], metric,
-                                              f"claim {claim.id}").values
+                                              f"claim {claim.id}")
         failures = {}
         for i, seed in enumerate(seeds):
             one_seed = {pair: vals[i] for pair, vals in values.items()}

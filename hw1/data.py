@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from hw1.outputs import atomic_path, file_md5, save_npz
 from hw1.params import Rule, Rules, number, one_of
-from hw1.splits import CLASSES, N_CLASSES, SPLITS, Splits, save_prepared
+from hw1.splits import CLASSES, N_CLASSES, SPLITS, DataError, Splits, save_prepared
 
 KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
 REAL_SIZES = {"train": 97477, "val": 10832, "test": 1000}
@@ -45,10 +45,6 @@ DATA_RULES: Rules = {
     "test_distribution": one_of(*TEST_DISTRIBUTIONS),
     "synthetic": {"scale": number(0, 1, above=True)},
 }
-
-
-class DataError(RuntimeError):
-    """Bad or unobtainable data; the message says what is wrong and how to fix it."""
 
 
 # ----------------------------------------------------------------------------------- fetching

@@ -1,4 +1,5 @@
-"""The prepared splits: the one file format every training stage reads, and its loader.
+"""The prepared splits: the one file format every training stage reads, its loader, and the
+error for bad or missing data.
 
 Kept apart from hw1.data (fetching and preparing) so that changes to the download code do not
 make DVC re-run the training stages, which depend on this module only.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw1.errors import UserError
 from hw1.outputs import save_npz
 
 PREPARED = Path("data/prepared/octmnist.npz")
@@ -17,6 +19,10 @@ SPLITS = ("train", "val", "test")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")  # OctMNIST's label ids 0..3
 N_CLASSES = len(CLASSES)
 _META = ("dataset", "md5", "test_distribution")
+
+
+class DataError(UserError):
+    """Bad, missing or unobtainable data; the message says what is wrong and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ def load_prepared(path: str | Path = PREPARED, *,
     """Load the prepared splits; ``bias=True`` appends a constant 1 feature (785 inputs)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `dvc repro prepare` first")
+        raise DataError(f"{path} not found: run `dvc repro prepare` first")
     with np.load(path, allow_pickle=False) as npz:
         xs = {s: npz[f"x_{s}"] for s in SPLITS}
         ys = {s: npz[f"y_{s}"].astype(np.int64) for s in SPLITS}

@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 
 from hw1.params import validate_seeds
-from hw1.runs import (
+from hw1.report_inputs import (
     ReportInputError,
-    RunId,
     data_note,
     format_params,
-    load_run_metrics,
-    run_params,
+    load_seeds,
     same_value,
+    seed_values,
     split_params,
 )
+from hw1.runs import RunId, run_params
 
 
 @dataclass(frozen=True)
@@ -154,23 +154,6 @@ class Spread:
         return min(self.values) <= value <= max(self.values)
 
 
-def load_seeds(run: RunId, seeds: Sequence[int],
-               metrics_dir: str | Path = "metrics") -> list[dict[str, Any]]:
-    """The metrics of ``run`` for each seed, in the order of ``seeds``."""
-    return [load_run_metrics(run, seed, metrics_dir) for seed in seeds]
-
-
-def seed_values(run: RunId, seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
-                key: str, context: str) -> Spread:
-    """``key`` of each seed's metrics of ``run`` (``measured``, as ``load_seeds`` reads them);
-    ``context`` names what needs it in the message for a file without it."""
-    for seed, metrics in zip(seeds, measured):
-        if key not in metrics:
-            raise ReportInputError(f"metrics/{run.seed_metrics(seed)}.json has no '{key}' "
-                                   f"({context}); run `dvc repro {run.seed_stage(seed)}` again")
-    return Spread(tuple(float(metrics[key]) for metrics in measured))
-
-
 def _per_seed(seeds: Sequence[int], seed: int, text: str) -> str:
     """``text`` as it stands for the only seed, prefixed with its seed among several."""
     return text if len(seeds) == 1 else f"seed {seed} {text}"
@@ -260,7 +243,7 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
     report_vals, ours = {}, {}
     for m in spec.metrics:
         report_vals[m.key] = [report["runs"][run.path].get(m.key) for run in runs]
-        ours[m.key] = [seed_values(run, seeds, r, m.key, f"Table {spec.number}")
+        ours[m.key] = [Spread(seed_values(run, seeds, r, m.key, f"Table {spec.number}"))
                        for run, r in zip(runs, measured)]
     best_report = {m.key: _best(report_vals[m.key], m.best) for m in spec.metrics}
     best_ours = {m.key: _best([s.mean for s in ours[m.key]], m.best) for m in spec.metrics}
@@ -389,7 +372,7 @@ def summary(runs: Sequence[RunId], seeds: Sequence[int],
     out = {}
     for run in runs:
         measured = load_seeds(run, seeds, metrics_dir)
-        spreads = {k: seed_values(run, seeds, measured, key, "metrics/summary.json")
+        spreads = {k: Spread(seed_values(run, seeds, measured, key, "metrics/summary.json"))
                    for k, key in short.items()}
         entry: dict[str, Any] = {k: round(s.mean, 4) for k, s in spreads.items()}
         if len(seeds) > 1:

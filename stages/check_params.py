@@ -6,11 +6,10 @@ params are valid, so a valid change re-runs no stage through this one.
 """
 from __future__ import annotations
 
-import sys
-
 from hw1 import numpy_models, torch_training
 from hw1.boolean import validate_boolean
 from hw1.data import DATA_RULES
+from hw1.errors import run_stage
 from hw1.outputs import write_text
 from hw1.params import (
     ParamsError,
@@ -56,7 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ParamsError as err:
-        sys.exit(f"params.yaml is invalid: {err}")
+    run_stage(main, "check_params", heading="params.yaml is invalid")

@@ -1,11 +1,10 @@
 """DVC stage `prepare`: the report's protocol applied once, for every training stage to load."""
 from __future__ import annotations
 
-import sys
-
-from hw1.data import DATA_RULES, DataError, prepare
+from hw1.data import DATA_RULES, prepare
+from hw1.errors import run_stage
 from hw1.outputs import write_json
-from hw1.params import ParamsError, load_params, section, validate_section
+from hw1.params import load_params, section, validate_section
 
 
 def main() -> None:
@@ -18,7 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, ParamsError) as err:
-        sys.exit(f"prepare failed: {err}")
+    run_stage(main, "prepare")

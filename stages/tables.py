@@ -7,13 +7,14 @@ report), reports/claims.md and metrics/claims.json (in how many seeds each concl
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from hw1.claims import check_claims, claims_metrics, render_claims
+from hw1.errors import run_stage
 from hw1.outputs import write_csv, write_json, write_text
-from hw1.params import ParamsError, load_params, validate_seeds
-from hw1.runs import ReportInputError, RunId, data_note, load_data_summary, load_report_values
+from hw1.params import load_params, validate_seeds
+from hw1.report_inputs import data_note, load_data_summary, load_report_values
+from hw1.runs import RunId
 from hw1.tables import build_tables, render_markdown, summary
 
 
@@ -40,7 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ReportInputError, ParamsError) as err:
-        sys.exit(f"tables failed: {err}")
+    run_stage(main, "tables")

@@ -19,6 +19,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from hw1.errors import run_stage  # noqa: E402
 from hw1.numpy_models import from_params, validate  # noqa: E402
 from hw1.outputs import save_npz, write_run  # noqa: E402
 from hw1.params import ParamsError, load_params, parse_seed, section  # noqa: E402
@@ -63,7 +64,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ParamsError, FileNotFoundError) as err:
-        sys.exit(f"train_numpy failed: {err}")
+    run_stage(main, "train_numpy", sys.argv[1:])

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from hw1.errors import run_stage
 from hw1.outputs import atomic_path, write_run
 from hw1.params import ParamsError, load_params, parse_seed, section
 from hw1.progress import EpochProgress
@@ -75,7 +76,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ParamsError, FileNotFoundError) as err:
-        sys.exit(f"train_torch failed: {err}")
+    run_stage(main, "train_torch", sys.argv[1:])

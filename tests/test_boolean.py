@@ -193,7 +193,7 @@ def test_report_flags_a_printed_entry_that_the_networks_do_not_compute():
 
 
 def test_tables_loader_still_reads_the_file_with_question3():
-    from hw1.runs import load_report_values
+    from hw1.report_inputs import load_report_values
     values = load_report_values(REPORT_VALUES)
     assert {"data", "runs", "question3"} <= set(values)
 
@@ -298,3 +298,20 @@ def test_stage_exits_with_a_clear_message_when_question3_is_missing(tmp_path):
         "the report's printed Tables 7-9 under table7, table8 and table9")
     assert not (tmp_path / "metrics").exists()
     assert not (tmp_path / "reports/boolean.md").exists()
+
+
+def test_stage_fails_when_a_check_fails_after_writing_what_failed(tmp_path, monkeypatch):
+    from stages import boolean as boolean_stage
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"seed": 0, "boolean": {"max_d": 2, "perturbations": 2}}))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/report_values.yaml").write_text(REPORT_VALUES.read_text("utf-8"),
+                                                          "utf-8")
+    monkeypatch.chdir(tmp_path)
+    real = boolean_stage.metrics
+    monkeypatch.setattr(boolean_stage, "metrics", lambda study: {**real(study), "failures": 2})
+    with pytest.raises(SystemExit) as exit_:
+        boolean_stage.main()
+    assert exit_.value.code == "boolean failed: 2 checks failed; see reports/boolean.md"
+    assert json.loads((tmp_path / "metrics/boolean.json").read_text())["failures"] == 2
+    assert (tmp_path / "reports/boolean.md").is_file()

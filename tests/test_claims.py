@@ -9,7 +9,8 @@ import yaml
 
 from hw1.claims import CLAIMS, check_claims, claims_metrics, render_claims
 from hw1.params import load_params
-from hw1.runs import ReportInputError, RunId, load_report_values
+from hw1.report_inputs import ReportInputError, load_report_values
+from hw1.runs import RunId
 from stages import tables as tables_stage
 
 REPO = Path(__file__).resolve().parents[1]

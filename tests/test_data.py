@@ -379,5 +379,5 @@ def test_prepare_writes_splits_and_summary(tmp_path, distribution, n_test):
 
 
 def test_load_prepared_missing_file_says_which_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+    with pytest.raises(DataError, match=r"nope\.npz not found: run `dvc repro prepare` first"):
         load_prepared(tmp_path / "nope.npz")

@@ -25,7 +25,8 @@ from hw1.figures import (
 )
 from hw1.outputs import write_csv
 from hw1.params import load_params
-from hw1.runs import RunId, data_note, load_report_values, pipeline_runs
+from hw1.report_inputs import data_note, load_report_values
+from hw1.runs import RunId, pipeline_runs
 from stages import figures as figures_stage
 
 REPO = Path(__file__).resolve().parents[1]

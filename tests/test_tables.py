@@ -16,7 +16,8 @@ import yaml
 
 from hw1.outputs import write_csv
 from hw1.params import ParamsError, load_params
-from hw1.runs import ReportInputError, RunId, load_report_values
+from hw1.report_inputs import ReportInputError, load_report_values
+from hw1.runs import RunId
 from hw1.tables import TABLES, build_tables, params_mismatch, render_markdown, summary
 from stages import tables as tables_stage
 

@@ -17,7 +17,7 @@ import yaml
 from torch import nn
 
 from hw1.params import ParamsError
-from hw1.splits import Splits, save_prepared
+from hw1.splits import DataError, Splits, save_prepared
 from hw1.torch_models import FeedforwardNetwork, LogisticRegression, build_model, parameter_count
 from hw1.torch_training import (
     EpochBatches,
@@ -348,7 +348,7 @@ def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, mo
     ("epochs", 0, "train.epochs must be an integer >= 1, got 0"),
 ])
 def test_bad_params_fail_before_reading_data(tmp_path, monkeypatch, key, value, message):
-    # no prepared file: had the stage read data first, it would fail with FileNotFoundError
+    # no prepared file: had the stage read data first, it would fail with a DataError
     write_project(tmp_path, {**FFN, key: value}, data=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ParamsError) as err:
@@ -392,6 +392,7 @@ def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
 def test_stage_without_prepared_data_says_how_to_make_it(tmp_path, monkeypatch):
     write_project(tmp_path, FFN, data=False)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+    with pytest.raises(DataError, match="data/prepared/octmnist.npz not found: run `dvc repro "
+                                        "prepare` first"):
         train_torch.main(["train", "42"])
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
