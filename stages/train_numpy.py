@@ -44,12 +44,12 @@ def main(argv: list[str]) -> None:
     data = load_prepared(bias=model.bias_feature)
     started = time.perf_counter()
     with EpochProgress(f"{key} seed {seed}", model.epochs) as progress:
-        history = model.fit(
-            data.x_train, data.y_train, np.random.default_rng(seed),
-            validation=(data.x_val, data.y_val),
-            on_epoch=lambda row: progress.update(
-                int(row["epoch"]), **{k: v for k, v in row.items() if k != "epoch"}))
+        model.fit(data.x_train, data.y_train, np.random.default_rng(seed),
+                  validation=(data.x_val, data.y_val),
+                  on_epoch=lambda row: progress.update(
+                      int(row["epoch"]), **{k: v for k, v in row.items() if k != "epoch"}))
     seconds = time.perf_counter() - started
+    history = model.history_
     if model.diverged_:  # a result all the same, flagged in its metrics: exit 0
         progress.stopped(history[-1]["epoch"], model.diverged_)
     test_acc = model.score(data.x_test, data.y_test)

@@ -3,6 +3,7 @@ the fast MLP against a plain per-example loop, and the `train_numpy` stage end t
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import os
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from hw1.numpy_models import MLP, LogisticRegression, Perceptron, from_params
+from hw1.numpy_models import MLP, MODELS, RULES, LogisticRegression, Perceptron, from_params
+from hw1.params import ParamsError
 from hw1.splits import Splits, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +108,7 @@ def separable_set(rng: np.random.Generator, n: int = 200) -> tuple[np.ndarray, n
 def test_perceptron_reaches_full_training_accuracy_on_separable_set():
     rng = np.random.default_rng(2)
     x, y = separable_set(rng)
-    history = Perceptron(epochs=30, n_classes=3).fit(x, y, rng)
+    history = Perceptron(epochs=30, n_classes=3).fit(x, y, rng).history_
     assert history[-1]["train_acc"] == 1.0
     assert set(history[-1]) == {"epoch", "train_acc"}
 
@@ -114,7 +116,7 @@ def test_perceptron_reaches_full_training_accuracy_on_separable_set():
 def test_logistic_regression_learns_a_linear_task_and_its_loss_falls():
     x, y = small_task(np.random.default_rng(9), n=300, d=6)
     model = LogisticRegression(epochs=10, lr=0.5)
-    history = model.fit(x, y, np.random.default_rng(0))
+    history = model.fit(x, y, np.random.default_rng(0)).history_
     assert history[-1]["train_acc"] >= 0.9
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert model.loss(x, y) < np.log(4) / 2
@@ -149,7 +151,7 @@ def test_mlp_learns_xor_that_perceptron_cannot():
     perceptron = Perceptron(epochs=50, n_classes=2)
     perceptron.fit(x_bias, y, rng)
     mlp = MLP(epochs=50, lr=0.05, hidden_size=16, init_mean=0.0, init_std=0.5, n_classes=2)
-    history = mlp.fit(x, y, rng)
+    history = mlp.fit(x, y, rng).history_
     assert perceptron.score(x_bias, y) <= 0.8
     assert mlp.score(x, y) == 1.0
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 4
@@ -172,7 +174,7 @@ def test_same_seed_gives_identical_run_and_another_seed_changes_it(make, columns
 
     def run(seed):
         model = make()
-        history = model.fit(x, y, np.random.default_rng(seed), validation=val)
+        history = model.fit(x, y, np.random.default_rng(seed), validation=val).history_
         return history, model.weights()
 
     first, second, other = run(7), run(7), run(8)
@@ -188,7 +190,7 @@ def test_logistic_regression_whose_loss_turns_nan_stops_quietly_and_is_flagged()
     model = LogisticRegression(epochs=3, lr=1e300)
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # no wall of overflow RuntimeWarnings
-        history = model.fit(x, y, np.random.default_rng(0), validation=(x, y))
+        history = model.fit(x, y, np.random.default_rng(0), validation=(x, y)).history_
         model.score(x, y)                # scoring the model as it stopped is quiet too
     assert model.diverged_ == "training loss is nan"
     assert [row["epoch"] for row in history] == [1] and math.isnan(history[0]["train_loss"])
@@ -207,7 +209,7 @@ def test_mlp_whose_weights_turn_non_finite_stops_at_that_epoch():
 
     x, y = small_task(np.random.default_rng(4))
     model = BlowsUpInEpoch2(epochs=5, lr=0.01, hidden_size=8)
-    history = model.fit(x, y, np.random.default_rng(0))
+    history = model.fit(x, y, np.random.default_rng(0)).history_
     assert model.diverged_ == "weights are not finite"
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(math.isfinite(row["train_loss"]) for row in history)
@@ -217,7 +219,7 @@ def test_mlp_whose_weights_turn_non_finite_stops_at_that_epoch():
 def test_runs_that_do_not_diverge_say_so():
     x, y = small_task(np.random.default_rng(4))
     for model in (Perceptron(epochs=2), LogisticRegression(epochs=2), MLP(epochs=2)):
-        assert len(model.fit(x, y, np.random.default_rng(0))) == 2
+        assert len(model.fit(x, y, np.random.default_rng(0)).history_) == 2
         assert model.diverged_ is None
 
 
@@ -286,6 +288,56 @@ def test_from_params_builds_the_configured_model():
 def test_fit_rejects_labels_out_of_range():
     with pytest.raises(ValueError, match="labels must be in 0..3"):
         Perceptron().fit(np.zeros((2, 3)), np.array([0, 4]), np.random.default_rng(0))
+
+
+
+# ------------------------------------------------------------- scikit-learn's estimator contract
+
+MODEL_CLASSES = [Perceptron, LogisticRegression, MLP]
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_constructor_takes_keyword_arguments_only_and_only_stores_them(cls):
+    with pytest.raises(TypeError):
+        cls(3)
+    model = cls(epochs=0)            # invalid, but the constructor does not check
+    assert model.epochs == 0 and not hasattr(model, "history_")
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_fit_returns_the_model_with_its_history(cls):
+    x, y = small_task(np.random.default_rng(4))
+    if cls.bias_feature:
+        x = np.hstack([x, np.ones((len(x), 1), x.dtype)])
+    model = cls(epochs=2)
+    assert model.fit(x, y, np.random.default_rng(0), validation=(x, y)) is model
+    assert [row["epoch"] for row in model.history_] == [1, 2]
+    assert model.history_[-1]["train_acc"] == model.score(x, y)
+    assert model.history_[-1]["val_acc"] == model.score(x, y)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Perceptron(epochs=0), "Perceptron.epochs must be an integer >= 1, got 0"),
+    (lambda: LogisticRegression(lr=-0.1), "LogisticRegression.lr must be a finite number > 0, "
+                                          "got -0.1"),
+    (lambda: MLP(hidden_size=2.5), "MLP.hidden_size must be an integer >= 1, got 2.5"),
+    (lambda: MLP(init_std=0), "MLP.init_std must be a finite number > 0, got 0"),
+], ids=["perceptron_epochs", "logreg_lr", "mlp_hidden_size", "mlp_init_std"])
+def test_fit_rejects_a_hyperparameter_outside_its_constraints_naming_it(make, message):
+    x, y = small_task(np.random.default_rng(4))
+    model = make()
+    with pytest.raises(ParamsError) as err:
+        model.fit(x, y, np.random.default_rng(0))
+    assert str(err.value) == message
+    assert isinstance(err.value, ValueError)
+    assert not any(hasattr(model, a) for a in ("history_", "W_", "W1_"))  # checked first
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_the_constraints_fit_checks_are_the_ones_params_yaml_is_checked_against(cls):
+    name = next(n for n, c in MODELS.items() if c is cls)
+    assert RULES[name] is cls._parameter_constraints
+    assert set(cls._parameter_constraints) <= set(inspect.signature(cls).parameters)
 
 
 # --------------------------------------------------------------------------- the stage
