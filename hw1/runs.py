@@ -27,8 +27,6 @@ REPORT_VALUES = Path("reports/report_values.yaml")
 GROUPS = ("q1", "q2")  # params sections holding one run per key
 # Keys that say where a run ran, not what it computed: never compared nor shown as params.
 NOT_HYPERPARAMS = {"device"}
-_TEST_DISTRIBUTIONS = {"train": "529 test images, class mix of the training set",
-                       "balanced": "all 1,000 test images"}
 
 
 class ReportInputError(RuntimeError):
@@ -143,18 +141,26 @@ def load_data_summary(metrics_dir: str | Path = "metrics") -> dict[str, Any]:
                       "dvc repro prepare")
 
 
+def test_sets_note(data: Mapping[str, Any]) -> str:
+    """The two test sets every run is scored on, from the data summary (metrics/data.json)."""
+    official = data.get("sizes", {}).get("test", "?")
+    report_test = data.get("report_test") or {}
+    official_text = f"the official split ({official:,} images: ACC, AUC)" \
+        if isinstance(official, int) else "the official split (ACC, AUC)"
+    if report_test.get("missing"):
+        return (f"test sets: {official_text}; the report's subset is missing "
+                f"({report_test['missing']}), so its test accuracies are not measured")
+    return (f"test sets: the report's subset ({report_test.get('size', '?')} images, class mix "
+            f"of the training set: test acc.) and {official_text}")
+
+
 def data_note(data: Mapping[str, Any], report_data: Mapping[str, Any]) -> str:
-    """One line naming the data and test distribution, and whether they match the report's."""
-    dist = data.get("test_distribution", "?")
-    dist_text = f"test distribution '{dist}' ({_TEST_DISTRIBUTIONS.get(dist, 'unknown')})"
+    """One line naming the data and its test sets, and whether they match the report's."""
+    tests = test_sets_note(data)
     if data.get("dataset") != report_data["dataset"]:
         return (f"Data: {data.get('source', '?')} stand-in, not comparable to the report "
-                f"(MD5 {data.get('md5', '?')}); {dist_text}.")
-    line = f"Data: {data['dataset']} (MD5 {data.get('md5', '?')}); {dist_text}"
-    if dist != report_data["test_distribution"]:
-        line += (f"; the report tested on '{report_data['test_distribution']}', so test "
-                 f"accuracies are not comparable")
-    return line + "."
+                f"(MD5 {data.get('md5', '?')}); {tests}.")
+    return f"Data: {data['dataset']} (MD5 {data.get('md5', '?')}); {tests}."
 
 
 # --- params as the tables and figures show them ----------------------------------------------

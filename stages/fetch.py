@@ -5,22 +5,22 @@ import sys
 from pathlib import Path
 
 from hw1.data import (
-    DATA_RULES,
     DataError,
     copy_user_file,
     download,
     medmnist_source,
+    validate_data,
     validate_raw,
     write_synthetic,
 )
-from hw1.params import ParamsError, load_params, section, validate_section, validate_seed
+from hw1.params import ParamsError, load_params, section, validate_seed
 
 OUT = Path("data/raw/octmnist.npz")
 
 
 def main() -> None:
     params = load_params()
-    data = validate_section(section(params, "data"), "data", DATA_RULES)
+    data = validate_data(section(params, "data"))
     source = data["source"]
     if source == "medmnist":
         url, md5 = medmnist_source()
