@@ -141,7 +141,7 @@ def load_data_summary(metrics_dir: str | Path = "metrics") -> dict[str, Any]:
                       "dvc repro prepare")
 
 
-def test_sets_note(data: Mapping[str, Any]) -> str:
+def scored_sets_note(data: Mapping[str, Any]) -> str:
     """The two test sets every run is scored on, from the data summary (metrics/data.json)."""
     official = data.get("sizes", {}).get("test", "?")
     report_test = data.get("report_test") or {}
@@ -156,7 +156,7 @@ def test_sets_note(data: Mapping[str, Any]) -> str:
 
 def data_note(data: Mapping[str, Any], report_data: Mapping[str, Any]) -> str:
     """One line naming the data and its test sets, and whether they match the report's."""
-    tests = test_sets_note(data)
+    tests = scored_sets_note(data)
     if data.get("dataset") != report_data["dataset"]:
         return (f"Data: {data.get('source', '?')} stand-in, not comparable to the report "
                 f"(MD5 {data.get('md5', '?')}); {tests}.")

@@ -471,7 +471,10 @@ def load_benchmark_values(path: str | Path = BENCHMARK_VALUES) -> dict[str, Any]
     if not path.is_file():
         raise ReportInputError(f"{path} not found: it holds the MedMNIST v2 benchmark's values "
                                f"the benchmark table compares against")
-    values = yaml.safe_load(path.read_text())
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ReportInputError(f"{path} is not valid YAML: {err}") from None
     fields = ", ".join(_BENCHMARK_TEXT)
     if not isinstance(values, dict) or any(not isinstance(values.get(k), str)
                                            for k in _BENCHMARK_TEXT):

@@ -526,6 +526,7 @@ def test_benchmark_table_shows_a_missing_auc_with_its_reason(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     (None, "not found: it holds the MedMNIST v2 benchmark's values"),
+    ("models: [\n", "is not valid YAML"),
     ("models: []\n", "must give dataset, source, protocol, test_set, auc_from as text"),
     (yaml.safe_dump({**BENCHMARK, "models": [{"name": "x", "acc": "high"}]}),
      "models must be a list of entries with name, acc, auc"),
