@@ -165,3 +165,12 @@ def test_a_user_file_with_too_few_test_images_runs_and_says_why_the_subset_is_mi
     assert metrics["official_images"] == 120 and metrics["official_missing"] is None
     assert 0 <= metrics["official_acc"] <= 1 and 0 <= metrics["official_auc"] <= 1
     assert "test_acc n/a (0 images), official ACC" in proc.stdout
+
+
+def test_medmnists_evaluator_imports_no_torchvision():
+    code = ("import sys, medmnist.evaluator; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchvision'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
