@@ -4,7 +4,8 @@ The three models are small estimators with scikit-learn's surface: keyword-only 
 in the constructor, which only stores them; ``fit`` checks them against the class's
 ``_parameter_constraints`` (the same rules that check params.yaml's ``q1``), trains by
 per-example SGD for ``epochs`` epochs, keeps the per-epoch history in ``history_`` and returns
-the model; then ``predict``, ``score`` and ``weights``. Training is the report's protocol
+the model; then ``class_scores``, ``predict``, ``score`` and ``weights``. Training is the
+report's protocol
 exactly: every epoch starts with a seeded shuffle, then one update per example in that order;
 nothing is batched.
 
@@ -34,8 +35,8 @@ from hw1.splits import N_CLASSES
 
 EPOCHS = integer(1)
 LR = number(0, above=True)
-# Rows per block when evaluating a whole split: bounds the temporary scores (and, for the
-# float64 perceptron, the converted inputs) to a few MB however large the split is.
+# Rows per block when evaluating a whole split: bounds the temporaries (the MLP's hidden layer,
+# the float64 perceptron's converted inputs) to a few MB however large the split is.
 _EVAL_BLOCK = 8192
 
 History = list[dict[str, float]]
@@ -45,12 +46,15 @@ class NumpyClassifier(ABC):
     """The surface every Question 1 model shares; subclasses supply the weights and the epoch.
 
     ``bias_feature`` says whether the model expects a constant-1 feature appended to its inputs
-    (the linear models, 785 inputs) or keeps biases of its own (the MLP, 784 inputs).
+    (the linear models, 785 inputs) or keeps biases of its own (the MLP, 784 inputs);
+    ``probabilistic`` whether its class scores are logits of class probabilities (softmax), as
+    for logistic regression and the MLP, or scores only (the perceptron).
     ``_parameter_constraints`` holds the rule of each hyperparameter params.yaml sets; the
     other constructor params (``n_classes``, ``dtype``, ``chunk_size``) are set by code.
     """
 
     bias_feature: bool
+    probabilistic: bool = True
     dtype: type[np.floating]
     _parameter_constraints: ClassVar[dict[str, Rule]]
 
@@ -134,13 +138,17 @@ class NumpyClassifier(ABC):
             return "weights are not finite"
         return None
 
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """``decision_function`` of every row of ``X``, computed in blocks."""
+        X = np.asarray(X)
+        # A diverged model's scores may be inf or nan (fit flags it).
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK])
+                                   for a in range(0, len(X), _EVAL_BLOCK)])
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The predicted class of each row of ``X`` (ties go to the lowest class, as argmax)."""
-        X = np.asarray(X)
-        # A diverged model's scores may be inf or nan (fit flags it); argmax still decides.
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK]).argmax(axis=1)
-                                   for a in range(0, len(X), _EVAL_BLOCK)])
+        return self.class_scores(X).argmax(axis=1)
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Accuracy on ``(X, y)``."""
@@ -168,6 +176,7 @@ class Perceptron(NumpyClassifier):
     the predicted one. Weights start at zero; inputs carry the bias feature."""
 
     bias_feature = True
+    probabilistic = False
     # Pixels are k/256 and every weight a sum of them, so float64 products and sums are exact
     # (under 2^53): the decisions match any other float64 implementation bit for bit.
     dtype = np.float64

@@ -75,10 +75,13 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             np.savez(fh, **arrays)
 
 
-def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
+def run_metrics(history: Sequence[Mapping[str, float]], test: Mapping[str, Any],
                 train_seconds: float, data_source: str,
                 diverged: str | None = None) -> dict[str, Any]:
-    """Headline metrics of one training run from its per-epoch history.
+    """Headline metrics of one training run from its per-epoch history and its scores on both
+    test sets (``test``, as ``hw1.scoring.score_test_sets`` gives them: ``test_*`` on the
+    report's subset, ``official_*`` on the official split, each ACC and AUC, null where missing
+    with the reason beside).
 
     ``history`` rows hold at least ``epoch``, ``train_acc`` (for the PyTorch runs, the running
     train-mode accuracy of the epoch's own forward passes) and ``val_acc`` of the model as it was
@@ -99,7 +102,7 @@ def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
     return {
         "train_acc": round(float(last["train_acc"]), 6),
         "val_acc": round(float(last["val_acc"]), 6),
-        "test_acc": round(float(test_acc), 6),
+        **{k: round(float(v), 6) if isinstance(v, float) else v for k, v in test.items()},
         "best_val_acc": round(float(best["val_acc"]), 6),
         "best_epoch": int(best["epoch"]),
         "epochs": int(last["epoch"]),
@@ -145,7 +148,7 @@ def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mappi
 
 
 def write_run(run: RunId, seed: int, history: Sequence[Mapping[str, float]],
-              test_acc: float, train_seconds: float, data_source: str,
+              test: Mapping[str, Any], train_seconds: float, data_source: str,
               outputs: Sequence[str | os.PathLike] = (), diverged: str | None = None,
               metrics_dir: str | os.PathLike = "metrics",
               plots_dir: str | os.PathLike = "plots") -> dict[str, Any]:
@@ -157,7 +160,7 @@ def write_run(run: RunId, seed: int, history: Sequence[Mapping[str, float]],
     ``diverged``: why the run stopped at its last epoch, if it did (see ``run_metrics``); a
     non-finite value in the plot data is an empty cell, which pandas and DVC read as missing.
     """
-    metrics = run_metrics(history, test_acc, train_seconds, data_source, diverged)
+    metrics = run_metrics(history, test, train_seconds, data_source, diverged)
     rows = [{k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else "")
              for k, v in row.items()} for row in history]
     plots_path = Path(plots_dir) / f"{run.seed_curve(seed)}.csv"

@@ -21,8 +21,6 @@ from hw1.runs import RunId
 REPORT_VALUES = Path("reports/report_values.yaml")
 # Keys that say where a run ran, not what it computed: never compared nor shown as params.
 NOT_HYPERPARAMS = {"device"}
-_TEST_DISTRIBUTIONS = {"train": "529 test images, class mix of the training set",
-                       "balanced": "all 1,000 test images"}
 
 
 class ReportInputError(UserError):
@@ -74,29 +72,51 @@ def load_seeds(run: RunId, seeds: Sequence[int],
     return [load_run_metrics(run, seed, metrics_dir) for seed in seeds]
 
 
-def seed_values(run: RunId, seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
-                key: str, context: str) -> tuple[float, ...]:
+def seed_column(run: RunId, seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
+                key: str, context: str) -> tuple[float | None, ...]:
     """``key`` of each seed's metrics of ``run`` (``measured``, as ``load_seeds`` reads them), in
-    seed order; ``context`` names what needs it in the message for a file without it."""
+    seed order, None where a file holds null (a value the run could not measure); ``context``
+    names what needs it in the message for a file without it."""
     for seed, metrics in zip(seeds, measured):
         if key not in metrics:
             raise ReportInputError(f"metrics/{run.seed_metrics(seed)}.json has no '{key}' "
                                    f"({context}); run `dvc repro {run.seed_stage(seed)}` again")
-    return tuple(float(metrics[key]) for metrics in measured)
+    return tuple(None if m[key] is None else float(m[key]) for m in measured)
+
+
+def missing_reason(seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
+                   key: str) -> str:
+    """Why ``key`` is null in a run's metrics: the reason its file gives beside it (the
+    ``<set>_missing`` of the test set ``key`` belongs to, e.g. ``test_missing`` for
+    ``test_acc``), per seed among several where they differ."""
+    reason_key = key.rsplit("_", 1)[0] + "_missing"
+    reasons = {seed: m.get(reason_key) or "not measured" for seed, m in zip(seeds, measured)
+               if m.get(key) is None}
+    if len(set(reasons.values())) == 1:
+        return next(iter(reasons.values()))
+    return "; ".join(f"seed {seed}: {why}" for seed, why in reasons.items())
+
+
+def scored_sets_note(data: Mapping[str, Any]) -> str:
+    """The two test sets every run is scored on, from the data summary (metrics/data.json)."""
+    official = data.get("sizes", {}).get("test", "?")
+    report_test = data.get("report_test") or {}
+    official_text = f"the official split ({official:,} images: ACC, AUC)" \
+        if isinstance(official, int) else "the official split (ACC, AUC)"
+    if report_test.get("missing"):
+        return (f"test sets: {official_text}; the report's subset is missing "
+                f"({report_test['missing']}), so its test accuracies are not measured")
+    return (f"test sets: the report's subset ({report_test.get('size', '?')} images, class mix "
+            f"of the training set: test acc.) and {official_text}")
 
 
 def data_note(data: Mapping[str, Any], report_data: Mapping[str, Any]) -> str:
-    """One line naming the data and test distribution, and whether they match the report's."""
-    dist = data.get("test_distribution", "?")
-    dist_text = f"test distribution '{dist}' ({_TEST_DISTRIBUTIONS.get(dist, 'unknown')})"
+    """One line naming the data and its test sets, and whether they match the report's."""
+    tests = scored_sets_note(data)
     if data.get("dataset") != report_data["dataset"]:
         return (f"Data: {data.get('source', '?')} stand-in, not comparable to the report "
-                f"(MD5 {data.get('md5', '?')}); {dist_text}.")
-    line = f"Data: {data['dataset']} (MD5 {data.get('md5', '?')}); {dist_text}"
-    if dist != report_data["test_distribution"]:
-        line += (f"; the report tested on '{report_data['test_distribution']}', so test "
-                 f"accuracies are not comparable")
-    return line + "."
+                f"(MD5 {data.get('md5', '?')}); {tests}.")
+    return f"Data: {data['dataset']} (MD5 {data.get('md5', '?')}); {tests}."
 
 
 # --- params as the tables and figures show them ----------------------------------------------

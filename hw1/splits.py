@@ -18,7 +18,7 @@ PREPARED = Path("data/prepared/octmnist.npz")
 SPLITS = ("train", "val", "test")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")  # OctMNIST's label ids 0..3
 N_CLASSES = len(CLASSES)
-_META = ("dataset", "md5", "test_distribution")
+_META = ("dataset", "md5", "report_test_missing")
 
 
 class DataError(UserError):
@@ -27,7 +27,12 @@ class DataError(UserError):
 
 @dataclass(frozen=True)
 class Splits:
-    """The prepared data as every training stage sees it."""
+    """The prepared data as every training stage sees it.
+
+    The test split is the whole official one (``x_test``, ``y_test``: OctMNIST's 1,000 images);
+    ``report_test`` indexes the report's test subset in it (529 images), empty when the data
+    cannot supply it, and then ``report_test_missing`` says why (None otherwise).
+    """
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
@@ -36,12 +41,14 @@ class Splits:
     y_test: np.ndarray
     dataset: str             # "OctMNIST" or e.g. "synthetic (not OctMNIST)"
     md5: str                 # of the raw file
-    test_distribution: str
+    report_test: np.ndarray  # int64 indices into the test split, in file order
+    report_test_missing: str | None = None
 
 
 def save_prepared(path: str | Path, splits: Splits) -> None:
     arrays = {f"{kind}_{s}": getattr(splits, f"{kind}_{s}") for s in SPLITS for kind in "xy"}
-    save_npz(path, **arrays, **{k: np.array(getattr(splits, k)) for k in _META})
+    meta = {k: np.array(getattr(splits, k) or "") for k in _META}
+    save_npz(path, **arrays, report_test=np.asarray(splits.report_test, np.int64), **meta)
 
 
 def load_prepared(path: str | Path = PREPARED, *,
@@ -53,7 +60,9 @@ def load_prepared(path: str | Path = PREPARED, *,
     with np.load(path, allow_pickle=False) as npz:
         xs = {s: npz[f"x_{s}"] for s in SPLITS}
         ys = {s: npz[f"y_{s}"].astype(np.int64) for s in SPLITS}
-        meta = {k: str(npz[k]) for k in _META}
+        meta = {k: str(npz[k]) or None for k in _META}
+        report_test = npz["report_test"].astype(np.int64)
     if bias:
         xs = {s: np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]) for s, x in xs.items()}
-    return Splits(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], **meta)
+    return Splits(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"],
+                  report_test=report_test, **meta)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from hw1 import numpy_models, torch_training
 from hw1.boolean import validate_boolean
-from hw1.data import DATA_RULES
+from hw1.data import validate_data
 from hw1.errors import run_stage
 from hw1.outputs import write_text
 from hw1.params import (
     ParamsError,
     load_params,
     section,
-    validate_section,
     validate_seed,
     validate_seeds,
 )
@@ -33,7 +32,7 @@ def check(params: dict) -> None:
                           f"expected: {', '.join(SECTIONS)}")
     validate_seed(params)
     validate_seeds(params)
-    validate_section(section(params, "data"), "data", DATA_RULES)
+    validate_data(section(params, "data"))
     torch_training.validate(section(params, "train"), "train")
     for group, validate in (("q1", numpy_models.validate), ("q2", torch_training.validate)):
         runs = section(params, group)

@@ -25,6 +25,7 @@ from hw1.outputs import save_npz, write_run  # noqa: E402
 from hw1.params import ParamsError, load_params, parse_seed, section  # noqa: E402
 from hw1.progress import EpochProgress  # noqa: E402
 from hw1.runs import RunId  # noqa: E402
+from hw1.scoring import score_test_sets, scores_line  # noqa: E402
 from hw1.splits import load_prepared  # noqa: E402
 
 USAGE = "usage: python -m stages.train_numpy q1.<run> <seed>  (<run>: a key of params.yaml's q1)"
@@ -52,14 +53,14 @@ def main(argv: list[str]) -> None:
     history = model.history_
     if model.diverged_:  # a result all the same, flagged in its metrics: exit 0
         progress.stopped(history[-1]["epoch"], model.diverged_)
-    test_acc = model.score(data.x_test, data.y_test)
+    test = score_test_sets(model.class_scores(data.x_test), data, model.probabilistic)
 
     model_path = run.seed_model(seed, ".npz")
     save_npz(model_path, **model.weights())
-    metrics = write_run(run, seed, history, test_acc, seconds, data.dataset, outputs=[model_path],
+    metrics = write_run(run, seed, history, test, seconds, data.dataset, outputs=[model_path],
                         diverged=model.diverged_)
     print(f"{key} seed {seed} on {data.dataset}: train {metrics['train_acc']:.4f}, "
-          f"val {metrics['val_acc']:.4f}, test {metrics['test_acc']:.4f} "
+          f"val {metrics['val_acc']:.4f}, {scores_line(metrics)} "
           f"({metrics['train_seconds']:.1f} s)")
 
 

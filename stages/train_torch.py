@@ -20,6 +20,7 @@ from hw1.outputs import atomic_path, write_run
 from hw1.params import ParamsError, load_params, parse_seed, section
 from hw1.progress import EpochProgress
 from hw1.runs import RunId
+from hw1.scoring import score_test_sets, scores_line
 from hw1.splits import load_prepared
 from hw1.torch_models import build_model
 from hw1.torch_training import fit, resolve_device, validate
@@ -67,12 +68,12 @@ def main(argv: list[str]) -> None:
     model_path = Path(run.seed_model(seed, ".pt"))
     with atomic_path(model_path) as tmp, open(tmp, "wb") as fh:
         torch.save(state, fh)
-    metrics = write_run(run, seed, result.history, result.test_acc, result.train_seconds,
+    test = score_test_sets(result.test_scores, splits, probabilities=True)
+    metrics = write_run(run, seed, result.history, test, result.train_seconds,
                         splits.dataset, outputs=[model_path], diverged=result.diverged)
     print(f"{name} on {result.device}: val_acc {metrics['val_acc']:.4f} "
           f"(best {metrics['best_val_acc']:.4f} at epoch {metrics['best_epoch']}), "
-          f"test_acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.1f} s "
-          f"[{splits.dataset}]")
+          f"{scores_line(metrics)}, {metrics['train_seconds']:.1f} s [{splits.dataset}]")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from hw1.data import (
     download,
     features,
     prepare,
+    report_test_shortfall,
     report_test_subset,
     synthetic_octmnist,
     validate_raw,
@@ -303,8 +304,7 @@ def test_stage_fails_on_bad_file_with_message_and_no_output(tmp_path, case, stag
     make(bad)
     before = bad.read_bytes()
     proc = _run_stage(work, stage, {"seed": 0, "data": {
-        "source": "file", "path": str(bad), "test_distribution": "train",
-        "synthetic": {"scale": 0.01}}})
+        "source": "file", "path": str(bad), "synthetic": {"scale": 0.01}}})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"{stage} failed: {shown}")
@@ -344,9 +344,18 @@ def test_report_test_subset_takes_first_of_each_class_in_file_order():
     assert np.bincount(labels[keep]).tolist() == [2, 1, 1, 2]
 
 
-def test_report_test_subset_needs_enough_images_and_suggests_balanced():
-    with pytest.raises(DataError, match="test_distribution: balanced"):
-        report_test_subset(np.array([0, 1, 2, 3]))
+def test_report_test_subset_needs_enough_images_of_each_class_and_says_which():
+    labels = np.array([0] * 200 + [1] * 55 + [2] * 40 + [3] * 250)
+    expected = ("the test split has only 40 DRUSEN images; the report's test subset takes the "
+                "first 182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL")
+    assert report_test_shortfall(labels) == expected
+    assert report_test_shortfall(np.array([0, 1, 2, 3])) == (
+        "the test split has only 1 CNV, 1 DME, 1 DRUSEN, 1 NORMAL images; the report's test "
+        "subset takes the first 182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL")
+    assert report_test_shortfall(np.repeat(np.arange(4), 250)) is None
+    with pytest.raises(DataError) as err:
+        report_test_subset(labels)
+    assert str(err.value) == expected
 
 
 def test_features_divide_by_256_and_flatten():
@@ -356,26 +365,47 @@ def test_features_divide_by_256_and_flatten():
     assert x[0, 0] == np.float32(255 / 256)
 
 
-@pytest.mark.parametrize("distribution, n_test", [("train", sum(REPORT_TEST_COUNTS)),
-                                                   ("balanced", 1000)])
-def test_prepare_writes_splits_and_summary(tmp_path, distribution, n_test):
+def test_prepare_keeps_the_official_test_split_and_indexes_the_reports_subset(tmp_path):
     raw = tmp_path / "raw.npz"
     data = synthetic_octmnist(3, 0.01)
     np.savez(raw, **data)
-    summary = prepare(raw, tmp_path / "prepared.npz", distribution, source="synthetic")
-    assert summary["sizes"]["test"] == n_test
+    summary = prepare(raw, tmp_path / "prepared.npz", source="synthetic")
+    assert summary["sizes"]["test"] == 1000
+    assert summary["class_counts"]["test"] == {"CNV": 250, "DME": 250, "DRUSEN": 250,
+                                               "NORMAL": 250}
+    assert summary["report_test"] == {
+        "size": sum(REPORT_TEST_COUNTS), "missing": None,
+        "class_counts": dict(zip(("CNV", "DME", "DRUSEN", "NORMAL"), REPORT_TEST_COUNTS))}
     assert summary["dataset"] == "synthetic (not OctMNIST)"
     assert summary["md5"] == hashlib.md5(raw.read_bytes()).hexdigest()
     splits = load_prepared(tmp_path / "prepared.npz", bias=True)
     assert splits.x_train.shape == (len(data["train_labels"]), 785)
     assert splits.x_train.dtype == np.float32 and np.all(splits.x_train[:, -1] == 1)
-    assert len(splits.y_test) == n_test
-    assert splits.dataset == "synthetic (not OctMNIST)" and splits.test_distribution == distribution
-    if distribution == "train":
-        assert [summary["class_counts"]["test"][c] for c in ("CNV", "DME", "DRUSEN", "NORMAL")] \
-            == list(REPORT_TEST_COUNTS)
-        first = report_test_subset(data["test_labels"].ravel())
-        np.testing.assert_array_equal(splits.x_test[:, :784], features(data["test_images"][first]))
+    assert splits.dataset == "synthetic (not OctMNIST)" and splits.report_test_missing is None
+    # the official split whole, in file order; the report's subset as indices into it
+    np.testing.assert_array_equal(splits.x_test[:, :784], features(data["test_images"]))
+    np.testing.assert_array_equal(splits.y_test, data["test_labels"].ravel())
+    first = report_test_subset(data["test_labels"].ravel())
+    np.testing.assert_array_equal(splits.report_test, first)
+    assert splits.report_test.dtype == np.int64
+    assert np.bincount(splits.y_test[splits.report_test]).tolist() == list(REPORT_TEST_COUNTS)
+
+
+def test_prepare_of_a_file_without_the_reports_subset_records_why(tmp_path):
+    data = synthetic_octmnist(3, 0.01)
+    keep = np.flatnonzero(data["test_labels"].ravel() != 2)[:300]   # no DRUSEN, 300 images
+    data["test_images"], data["test_labels"] = data["test_images"][keep], data["test_labels"][keep]
+    raw = tmp_path / "mine.npz"
+    np.savez(raw, **data)
+    summary = prepare(raw, tmp_path / "prepared.npz", source="file")
+    reason = summary["report_test"]["missing"]
+    assert reason.startswith("the test split has only ")
+    assert "0 DRUSEN" in reason and "takes the first 182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL" \
+        in reason
+    assert summary["report_test"]["size"] == 0 and summary["sizes"]["test"] == 300
+    splits = load_prepared(tmp_path / "prepared.npz")
+    assert splits.report_test_missing == reason and splits.report_test.size == 0
+    assert len(splits.y_test) == 300
 
 
 def test_load_prepared_missing_file_says_which_stage(tmp_path):

@@ -21,7 +21,8 @@ def test_metrics_keep_the_last_three_finite_losses_by_epoch_and_plots_leave_inf_
     history = [{"epoch": e, "train_loss": loss, "val_loss": loss, "train_acc": 0.5,
                 "val_acc": 0.25} for e, loss in
                enumerate([1.5, 1.25, 3e12, 4.0e30, float("inf")], start=1)]
-    metrics = write_run(RunId.parse("q2/x"), 42, history, 0.3, 1.0, "tiny",
+    test = {"test_acc": 0.3, "test_auc": None, "official_acc": 0.25, "official_auc": None}
+    metrics = write_run(RunId.parse("q2/x"), 42, history, test, 1.0, "tiny",
                         diverged="training loss is inf", metrics_dir=tmp_path / "metrics",
                         plots_dir=tmp_path / "plots")
     text = (tmp_path / "metrics/seeds/q2/x/42.json").read_text()

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
 REPORT_DATA = load_report_values(REPO / "reports/report_values.yaml")["data"]
 SYNTHETIC = {"source": "synthetic", "dataset": "synthetic (not OctMNIST)", "md5": "5e1f00d5",
-             "test_distribution": "train"}
+             "sizes": {"train": 975, "val": 108, "test": 1000},
+             "report_test": {"size": 529, "missing": None}}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What each run logs, as the training stages write it (see hw1.outputs.write_run)
 ACC = ["epoch", "train_acc", "val_acc"]

@@ -18,7 +18,8 @@ import yaml
 
 from hw1.numpy_models import MLP, MODELS, RULES, LogisticRegression, Perceptron, from_params
 from hw1.params import ParamsError
-from hw1.splits import Splits, save_prepared
+from hw1.scoring import softmax
+from hw1.splits import Splits, load_prepared, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -361,7 +362,7 @@ def stage_dir(tmp_path: Path) -> Path:
     (xtr, ytr), (xva, yva), (xte, yte) = split(120), split(40), split(30)
     save_prepared(tmp_path / "data/prepared/octmnist.npz",
                   Splits(xtr, ytr, xva, yva, xte, yte, dataset="synthetic (not OctMNIST)",
-                         md5="0" * 32, test_distribution="train"))
+                         md5="0" * 32, report_test=np.arange(10, 30)))
     write_params(tmp_path, SMALL_Q1)
     return tmp_path
 
@@ -387,7 +388,7 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
         metrics = json.loads((stage_dir / f"metrics/seeds/q1/{key}/42.json").read_text())
         assert metrics["epochs"] == 2
         assert metrics["data_source"] == "synthetic (not OctMNIST)"
-        assert 0 <= metrics["test_acc"] <= 1
+        assert_both_test_sets_scored(stage_dir, key, metrics)
         with open(stage_dir / f"plots/seeds/q1/{key}/42.csv") as fh:
             rows = list(csv.DictReader(fh))
         loss = ["train_loss"] if key == "mlp" else []
@@ -401,6 +402,28 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
     assert run_stage(stage_dir, "q1.perceptron").returncode == 0
     again = json.loads((stage_dir / "metrics/seeds/q1/perceptron/42.json").read_text())
     assert {**again, "train_seconds": 0} == {**metrics, "train_seconds": 0}
+
+
+def assert_both_test_sets_scored(stage_dir: Path, key: str, metrics: dict) -> None:
+    """The saved model's class scores on the prepared test split give the metrics' ACC and AUC
+    on both test sets: all 30 images, and the report's subset (images 10..29)."""
+    from medmnist.evaluator import getAUC
+
+    model = from_params(SMALL_Q1[key])
+    splits = load_prepared(stage_dir / "data/prepared/octmnist.npz", bias=model.bias_feature)
+    with np.load(stage_dir / f"models/q1/{key}/42.npz", allow_pickle=False) as npz:
+        for name in npz.files:
+            setattr(model, f"{name}_", npz[name])
+    scores = model.class_scores(splits.x_test)
+    probs = softmax(scores) if key != "perceptron" else scores
+    y = splits.y_test
+    for prefix, rows, n in (("official", slice(None), 30), ("test", slice(10, 30), 20)):
+        assert metrics[f"{prefix}_images"] == n and metrics[f"{prefix}_missing"] is None
+        assert metrics[f"{prefix}_acc"] == round(float(np.mean(
+            scores[rows].argmax(1) == y[rows])), 6)
+        assert metrics[f"{prefix}_auc"] == round(getAUC(y[rows], probs[rows], "multi-class"), 6)
+    assert metrics["auc_from"] == ("class scores (the perceptron has no probabilities)"
+                                   if key == "perceptron" else "softmax probabilities")
 
 
 def test_stage_flags_a_diverged_run_with_one_line_and_exits_0(stage_dir):
@@ -420,7 +443,11 @@ def test_stage_flags_a_diverged_run_with_one_line_and_exits_0(stage_dir):
     with open(stage_dir / "plots/seeds/q1/logreg/42.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["epoch"], r["train_loss"]) for r in rows] == [("1", "")]   # nan: empty cell
-    assert 0 <= metrics["test_acc"] <= 1
+    assert 0 <= metrics["test_acc"] <= 1 and 0 <= metrics["official_acc"] <= 1
+    # the diverged weights' scores are not finite: no AUC, and the reason beside it
+    assert metrics["official_auc"] is None and metrics["test_auc"] is None
+    assert metrics["official_missing"] == metrics["test_missing"] == \
+        "AUC undefined: the model's class scores are not finite"
 
 
 @pytest.mark.parametrize("key, q1, message", [
