@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import os
 import subprocess
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.data import (
     REAL_SIZES,
@@ -76,6 +75,7 @@ def _leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+@pytest.mark.e2e
 def test_download_writes_verified_file(server, tmp_path):
     out = tmp_path / "raw" / "octmnist.npz"
     assert download(f"{server}/octmnist.npz", PAYLOAD_MD5, out, log=_quiet) == "downloaded"
@@ -83,6 +83,7 @@ def test_download_writes_verified_file(server, tmp_path):
     assert _leftovers(out.parent) == ["octmnist.npz"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path, md5, reason", [
     ("/missing.npz", PAYLOAD_MD5, "HTTP error 404"),
     ("/octmnist.npz", "0" * 32, "MD5 mismatch"),
@@ -101,6 +102,7 @@ def test_failed_download_leaves_nothing_and_says_how_to_recover(server, tmp_path
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.e2e
 def test_transient_failures_are_retried_but_404_is_not(server, tmp_path):
     _Handler.hits.clear()
     for path in ("/dropped.npz", "/missing.npz"):
@@ -117,6 +119,7 @@ def test_unreachable_host_fails_with_message(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
     _Handler.hits.clear()
     out = tmp_path / "octmnist.npz"
@@ -125,6 +128,7 @@ def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
     assert _Handler.hits == {}
 
 
+@pytest.mark.e2e
 def test_placed_file_with_wrong_md5_is_rejected_and_replaced(server, tmp_path):
     out = tmp_path / "octmnist.npz"
     out.write_bytes(b"not the dataset")
@@ -281,9 +285,7 @@ def test_bad_file_gets_one_message_naming_file_and_member(tmp_path, case):
 
 def _run_stage(workdir: Path, stage: str, params: dict) -> subprocess.CompletedProcess:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_module(f"stages.{stage}", cwd=workdir)
 
 
 @pytest.mark.parametrize("stage", ["fetch", "prepare"])
