@@ -160,6 +160,7 @@ write_review() {
                 echo "![$id](./dvc_plots/overlays/$id.svg)"
             done
         else
+            # shellcheck disable=SC2001,SC2016  # sed puts each line in literal backticks
             echo "Changed (vl2svg is not installed, so not drawn here):" \
                  "$(sed 's/.*/`&`/' <<<"$plot_ids" | paste -sd, | sed 's/,/, /g')."
             echo "See them with \`dvc plots diff $base --targets <id>\`."

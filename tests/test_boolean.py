@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.boolean import (
     GUARANTEED_MARGIN,
@@ -246,9 +245,7 @@ def _run_stage(tmp_path: Path, params: dict, report_values: dict | None = None
     (tmp_path / "reports/report_values.yaml").write_text(
         REPORT_VALUES.read_text(encoding="utf-8") if report_values is None
         else yaml.safe_dump(report_values, allow_unicode=True), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "stages.boolean"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_module("stages.boolean", cwd=tmp_path)
 
 
 def test_stage_writes_report_figure_and_metrics(tmp_path):

@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import os
 import subprocess
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.data import (
     REAL_SIZES,
@@ -77,6 +76,7 @@ def _leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+@pytest.mark.e2e
 def test_download_writes_verified_file(server, tmp_path):
     out = tmp_path / "raw" / "octmnist.npz"
     assert download(f"{server}/octmnist.npz", PAYLOAD_MD5, out, log=_quiet) == "downloaded"
@@ -84,6 +84,7 @@ def test_download_writes_verified_file(server, tmp_path):
     assert _leftovers(out.parent) == ["octmnist.npz"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path, md5, reason", [
     ("/missing.npz", PAYLOAD_MD5, "HTTP error 404"),
     ("/octmnist.npz", "0" * 32, "MD5 mismatch"),
@@ -102,6 +103,7 @@ def test_failed_download_leaves_nothing_and_says_how_to_recover(server, tmp_path
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.e2e
 def test_transient_failures_are_retried_but_404_is_not(server, tmp_path):
     _Handler.hits.clear()
     for path in ("/dropped.npz", "/missing.npz"):
@@ -118,6 +120,7 @@ def test_unreachable_host_fails_with_message(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
     _Handler.hits.clear()
     out = tmp_path / "octmnist.npz"
@@ -126,6 +129,7 @@ def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
     assert _Handler.hits == {}
 
 
+@pytest.mark.e2e
 def test_placed_file_with_wrong_md5_is_rejected_and_replaced(server, tmp_path):
     out = tmp_path / "octmnist.npz"
     out.write_bytes(b"not the dataset")
@@ -282,9 +286,7 @@ def test_bad_file_gets_one_message_naming_file_and_member(tmp_path, case):
 
 def _run_stage(workdir: Path, stage: str, params: dict) -> subprocess.CompletedProcess:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_module(f"stages.{stage}", cwd=workdir)
 
 
 @pytest.mark.parametrize("stage", ["fetch", "prepare"])
@@ -327,11 +329,15 @@ def test_synthetic_is_seeded_and_shaped_like_octmnist():
     assert np.bincount(a["test_labels"].ravel()).tolist() == [250] * 4
 
 
-def test_synthetic_full_scale_sizes_and_class_mix():
-    data = synthetic_octmnist(0, 1.0)
+def test_synthetic_sizes_are_octmnists_times_the_scale_with_its_class_mix():
+    # OctMNIST's sizes, which scale 1 gives; a tenth of them (not all 97,477 training images,
+    # 0.6 GB of float64 on the way) for the class mix: 1 point is 2 standard errors of the
+    # largest class's share at this size
+    assert REAL_SIZES == {"train": 97477, "val": 10832, "test": 1000}
+    data = synthetic_octmnist(0, 0.1)
     assert {k: len(v) for k, v in data.items() if k.endswith("labels")} == {
-        "train_labels": 97477, "val_labels": 10832, "test_labels": 1000}
-    mix = np.bincount(data["train_labels"].ravel()) / 97477
+        "train_labels": 9748, "val_labels": 1083, "test_labels": 1000}
+    mix = np.bincount(data["train_labels"].ravel()) / 9748
     np.testing.assert_allclose(mix, [0.3445, 0.1058, 0.0790, 0.4707], atol=0.01)
 
 

@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from hw1.outputs import write_run
 from hw1.runs import RunId
 
@@ -43,6 +45,7 @@ def run_outputs(root: Path) -> dict[str, bytes]:
             and name not in ("metrics/summary.json", "metrics/claims.json")}
 
 
+@pytest.mark.e2e
 def test_diverging_run_is_flagged_in_metrics_and_tables_and_touches_no_other_run(
         pipeline_repo):
     dvc_repo = pipeline_repo   # the whole pipeline, committed

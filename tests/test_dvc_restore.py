@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import DvcRepo, stages_run
 
+pytestmark = pytest.mark.e2e
+
 CHECKED = ["models/train/42.pt", "metrics/seeds/train/42.json", "plots/seeds/train/42.csv",
            "plots/train.csv", "models/q1/perceptron/42.npz", "models/q2/ffn_lr1/42.pt",
            "plots/q2/ffn_lr1.csv",

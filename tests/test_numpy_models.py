@@ -6,15 +6,14 @@ import csv
 import inspect
 import json
 import math
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.numpy_models import MLP, MODELS, RULES, LogisticRegression, Perceptron, from_params
 from hw1.params import ParamsError
@@ -372,9 +371,7 @@ def write_params(where: Path, q1: dict) -> None:
 
 
 def run_stage(where: Path, key: str, seed: str = "42") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "stages.train_numpy", key, seed], cwd=where,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return run_module("stages.train_numpy", key, seed, cwd=where)
 
 
 def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
@@ -473,6 +470,7 @@ def test_stage_without_prepared_data_says_how_to_make_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
+@pytest.mark.e2e
 def test_dvc_repro_runs_a_q1_stage_then_finds_it_up_to_date(dvc_repo):
     stage = "q1@logreg_lr1e-3-42"
     first = dvc_repo.run("repro", stage)

@@ -3,13 +3,12 @@ the `check_params` stage that stops `dvc repro` before any output is deleted."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.data import DATA_RULES
 from hw1.params import ParamsError, load_params, validate_section
@@ -91,9 +90,7 @@ def test_the_projects_params_are_valid():
 
 
 def run_check(where: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "stages.check_params"], cwd=where, env=env,
-                          capture_output=True, text=True)
+    return run_module("stages.check_params", cwd=where)
 
 
 def test_stage_writes_the_same_bytes_for_any_valid_params(tmp_path):

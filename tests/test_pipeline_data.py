@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from medmnist import INFO
+
+pytestmark = pytest.mark.e2e
 
 
 def test_repro_prepares_synthetic_data_once(dvc_repo):

@@ -9,7 +9,10 @@ import json
 import re
 import time
 
+import pytest
 from conftest import stages_run
+
+pytestmark = pytest.mark.e2e
 
 FIGURES = ["fig01_perceptron", "fig02_logreg_lr1e-2", "fig03_logreg_lr1e-3",
            "fig04_mlp_accuracy", "fig05_mlp_loss", "fig06_mlp_loss_log", "fig07_logreg_torch",

@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.claims import check_claims, claims_metrics, render_claims
 from hw1.outputs import write_csv
@@ -269,9 +267,7 @@ def test_stage_writes_markdown_csv_per_table_and_summary(tmp_path, monkeypatch):
 
 def test_stage_fails_with_a_clear_message_when_metrics_are_missing(tmp_path):
     project(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "stages.tables"], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True)
+    proc = run_module("stages.tables", cwd=tmp_path)
     assert proc.returncode == 1
     assert "tables failed: metrics/data.json not found" in proc.stderr
     assert "dvc repro prepare" in proc.stderr

@@ -4,9 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import run_module
 from torch import nn
 
 from hw1.params import ParamsError
@@ -400,10 +398,7 @@ def test_bad_run_names_are_rejected(tmp_path, monkeypatch, argv, message):
 
 def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
     write_project(tmp_path, {**FFN, "lr": 0}, data=False)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "stages.train_torch", "train", "42"],
-                          cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    proc = run_module("stages.train_torch", "train", "42", cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "train_torch failed: train.lr must be a finite number > 0, got 0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
