@@ -175,10 +175,14 @@ def dvc(*args: str, remote: Remote | None = None, show: bool = False) -> str:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) as proc:
             lines = []
-            for line in proc.stdout:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                lines.append(line)
+            try:
+                for line in proc.stdout:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                    lines.append(line)
+            except BaseException:   # interrupted or terminated: so is DVC
+                proc.terminate()
+                raise
         out = err = "".join(lines)
         code = proc.returncode
     else:
