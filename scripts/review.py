@@ -26,15 +26,15 @@ reason is also printed as one line on stderr; the review exits 0 when review.md 
 does not exist unless `--create-remote` says to create it. A remote that holds none of the
 results missing here is said so in one line, and the pipeline is then reproduced and pushed.
 
-Every `dvc` failure ends the review with one line on stderr: the command, the remote in use and
-DVC's own cause (its last ERROR line). Stage counts come from DVC's own data, `dvc status --json`
-before and after restoring and dvc.lock before and after the run: a stage is *reproduced* when
-DVC found it changed after the restore or its dvc.lock entry changed (DVC ran it, or restored it
-from the run-cache), *restored* when `dvc pull` brought back the outputs it lacked, *unchanged*
-otherwise. The changed table rows are the rows of reports/tables/table<N>.csv whose `run` is a
-run (``RunId``) whose headline metrics `dvc metrics diff BASE --json` lists, under the heading
-reports/tables.md gives the table; the changed overlays are the top-level plots of dvc.yaml that
-draw a plot file that differs from BASE.
+Any other `dvc` failure ends the review with one line on stderr (exit 1): the command, the
+remote in use and DVC's own cause (its last ERROR line). Stage counts come from DVC's own data,
+`dvc status --json` before and after restoring and dvc.lock before and after the run: a stage is
+*reproduced* when DVC found it changed after the restore or its dvc.lock entry changed (DVC ran
+it, or restored it from the run-cache), *restored* when `dvc pull` brought back the outputs it
+lacked, *unchanged* otherwise. The changed table rows are the rows of
+reports/tables/table<N>.csv whose `run` is a run (``RunId``) whose headline metrics `dvc metrics
+diff BASE --json` lists, under the heading reports/tables.md gives the table; the changed
+overlays are the top-level plots of dvc.yaml that draw a plot file that differs from BASE.
 
 Another reproducer (e.g. a parallel one) plugs in through ``reproduce(restored, repro)``;
 ``write_review(base, how)`` writes review.md of whatever the workspace holds.
