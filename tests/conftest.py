@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 # What a clone holds that the pipeline needs; outputs and caches are left behind.
 PROJECT_FILES = ["hw1", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
                  ".dvcignore", ".gitignore", "reports/report_values.yaml",
-                 "reports/benchmark_values.yaml", "scripts/review.sh"]
+                 "reports/benchmark_values.yaml", "scripts"]
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
@@ -126,17 +126,31 @@ def pipeline_baseline(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
     return repo
 
 
+def at_baseline(repo: DvcRepo) -> DvcRepo:
+    """``repo`` (``pipeline_baseline``) with its workspace back at the baseline: git's files, and
+    DVC's outputs as the baseline's dvc.lock has them (files other tests left, e.g. of another
+    seed, removed)."""
+    repo.run("git", "checkout", "-q", "-f", "main")
+    repo.run("git", "reset", "-q", "--hard", "baseline")
+    repo.run("git", "clean", "-fdqX", "--", "data", "models", "metrics", "plots", "reports")
+    repo.run("checkout", "-f")
+    return repo
+
+
 @pytest.fixture
 def pipeline_repo(pipeline_baseline: DvcRepo) -> DvcRepo:
-    """``pipeline_baseline`` with its workspace back at the baseline: git's files, and DVC's
-    outputs as the baseline's dvc.lock has them (files other tests left, e.g. of another seed,
-    removed)."""
-    pipeline_baseline.run("git", "checkout", "-q", "-f", "main")
-    pipeline_baseline.run("git", "reset", "-q", "--hard", "baseline")
-    pipeline_baseline.run("git", "clean", "-fdqX", "--", "data", "models", "metrics", "plots",
-                          "reports")
-    pipeline_baseline.run("checkout", "-f")
-    return pipeline_baseline
+    """``pipeline_baseline`` back at the baseline (``at_baseline``)."""
+    return at_baseline(pipeline_baseline)
+
+
+def review(repo: DvcRepo, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m scripts.review ARGS` in ``repo`` by the interpreter running the tests, with
+    the remote settings (DVC_REMOTE_*, AWS_*) in ``env`` alone, none of the caller's."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DVC_REMOTE_", "AWS_"))}
+    return subprocess.run([sys.executable, "-m", "scripts.review", *args], cwd=repo.path,
+                          env={**clean, **GIT_ENV, **env, "PYTHONPATH": str(repo.path)},
+                          capture_output=True, text=True)
 
 
 def stages_run(output: str) -> set[str]:

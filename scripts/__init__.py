@@ -1,0 +1,1 @@
+"""The project's command-line tools beside the pipeline (`python -m scripts.<name>`)."""
