@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ REPORT_VALUES = Path("reports/report_values.yaml")
 GROUPS = ("q1", "q2")  # params sections holding one run per key
 # Keys that say where a run ran, not what it computed: never compared nor shown as params.
 NOT_HYPERPARAMS = {"device"}
+# A run's name becomes part of a DVC stage name, of file paths and of its stage's shell command.
+RUN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+RUN_NAME_RULE = "letters, digits, '_' and '-' only"
 _TEST_DISTRIBUTIONS = {"train": "529 test images, class mix of the training set",
                        "balanced": "all 1,000 test images"}
 
@@ -45,15 +49,16 @@ class RunId:
     @classmethod
     def parse(cls, text: str) -> RunId:
         """Read a params key (``q2.ffn_lr1``), output path (``q2/ffn_lr1``) or stage name
-        (``q2@ffn_lr1``); ``train`` is the Table 3 network."""
+        (``q2@ffn_lr1``); ``train`` is the Table 3 network. A name holds ``RUN_NAME_RULE``."""
         if text == "train":
             return cls(None, "train")
         for sep in ".", "/", "@":
             group, found, name = text.partition(sep)
-            if found and group in GROUPS and name and not any(s in name for s in "./@"):
+            if found and group in GROUPS and RUN_NAME.fullmatch(name):
                 return cls(group, name)
         raise ValueError(f"{text!r} names no run: expected train or <group>.<name> with group "
-                         f"one of {', '.join(GROUPS)} (or the same with / or @)")
+                         f"one of {', '.join(GROUPS)} (or the same with / or @) and a name of "
+                         f"{RUN_NAME_RULE}")
 
     def _join(self, sep: str) -> str:
         return self.name if self.group is None else f"{self.group}{sep}{self.name}"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import sys
 
 from hw1.figures import FiguresError, render_figures, write_mean_curves
+from hw1.outputs import transaction
 from hw1.params import ParamsError, load_params, validate_seeds
 from hw1.runs import ReportInputError, load_data_summary, load_report_values
 
 
 def main() -> None:
     params = load_params()
-    curves = write_mean_curves(params)
-    written = render_figures(params, curves, load_data_summary(), load_report_values()["data"])
+    data, report_data = load_data_summary(), load_report_values()["data"]
+    with transaction():  # every mean curve and figure, or none
+        curves = write_mean_curves(params)
+        written = render_figures(params, curves, data, report_data)
     print(f"Wrote {len(curves)} mean curves over {len(validate_seeds(params))} seed(s) and "
           f"{len(written)} figures: {', '.join(p.name for p in written)}")
 

@@ -20,7 +20,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from hw1.numpy_models import from_params, validate  # noqa: E402
-from hw1.outputs import save_npz, write_run  # noqa: E402
+from hw1.outputs import save_npz, transaction, write_run  # noqa: E402
 from hw1.params import ParamsError, load_params, parse_seed, section  # noqa: E402
 from hw1.progress import EpochProgress  # noqa: E402
 from hw1.runs import RunId  # noqa: E402
@@ -54,9 +54,10 @@ def main(argv: list[str]) -> None:
     test_acc = model.score(data.x_test, data.y_test)
 
     model_path = run.seed_model(seed, ".npz")
-    save_npz(model_path, **model.weights())
-    metrics = write_run(run, seed, history, test_acc, seconds, data.dataset, outputs=[model_path],
-                        diverged=model.diverged_)
+    with transaction():  # the model, its metrics and its curve: all three or none
+        save_npz(model_path, **model.weights())
+        metrics = write_run(run, seed, history, test_acc, seconds, data.dataset,
+                            outputs=[model_path], diverged=model.diverged_)
     print(f"{key} seed {seed} on {data.dataset}: train {metrics['train_acc']:.4f}, "
           f"val {metrics['val_acc']:.4f}, test {metrics['test_acc']:.4f} "
           f"({metrics['train_seconds']:.1f} s)")

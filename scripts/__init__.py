@@ -1,0 +1,1 @@
+"""Project scripts, run from the project root as `python -m scripts.<name>`."""
