@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 # What a clone holds that the pipeline needs; outputs and caches are left behind.
 PROJECT_FILES = ["hw1", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
-                 ".dvcignore", ".gitignore", "reports/report_values.yaml", "scripts/review.sh"]
+                 ".dvcignore", ".gitignore", "reports/report_values.yaml", "scripts"]
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
