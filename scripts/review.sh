@@ -5,7 +5,8 @@
 #   scripts/review.sh pr [BASE]   restore from the remote, reproduce (only what the change touches
 #                                 runs) and write review.md: params and metrics diffs against BASE
 #                                 (default main), the sweep overlays and table rows that changed
-#   scripts/review.sh main        restore, reproduce and push the results and the run-cache
+#   scripts/review.sh main        restore, reproduce, verify the cache (scripts/verify.py) and
+#                                 push the results and the run-cache
 #
 # The remote comes from the environment only: DVC_REMOTE_URL, DVC_REMOTE_ENDPOINT for an
 # S3-compatible store, and the store's keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), which DVC
@@ -202,6 +203,10 @@ case "$mode" in
         [[ -z "$reason" ]] || die "cannot push the baseline: $reason"
         reproduce_with_remote
         echo "Stages: $(stage_counts)"
+        # DVC pushes what its cache holds without re-hashing it: a corrupt object is never sent
+        python -m scripts.verify ||
+            die "not pushing: the cache holds corrupt objects (above); run" \
+                "python -m scripts.verify --remove-corrupt, then this again"
         dvc_step push --run-cache
         ;;
     *)
