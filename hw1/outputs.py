@@ -186,17 +186,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     with transaction():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            fault = _write_fault(err, path, Path(err.filename or path).parent)
-            if fault is None:
-                raise
-            raise fault from err
-        tmp_dir = _temp_dir(path)
-        try:
             fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                                        dir=tmp_dir)
-        except OSError as err:
-            fault = _write_fault(err, path, tmp_dir)
+                                        dir=_temp_dir(path))
+        except OSError as err:  # the directory that could not be written to holds err.filename
+            fault = _write_fault(err, path, Path(err.filename or path).parent)
             if fault is None:
                 raise
             raise fault from err

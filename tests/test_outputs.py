@@ -165,3 +165,14 @@ def test_sweep_spares_the_files_of_live_processes(project):
     assert python("from hw1.outputs import write_bytes; write_bytes('x.bin', b'x')",
                   project).returncode == 0
     assert sorted(p.name for p in tmp_dir.iterdir()) == [f".42.pt.{alive}.abc123_x.tmp"]
+
+
+def test_an_unwritable_temporary_directory_is_named(project, monkeypatch):
+    def refuse(prefix, suffix, dir):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x{suffix}")
+
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError) as err:
+        write_bytes("models/m.bin", b"model")
+    assert str(err.value).startswith("cannot write models/m.bin: .dvc/tmp/outputs is not "
+                                     "writable (Permission denied)")
