@@ -44,7 +44,7 @@ def synthetic_splits(scale: float) -> Splits:
     with tempfile.TemporaryDirectory() as tmp:
         raw, prepared = Path(tmp, "raw.npz"), Path(tmp, "prepared.npz")
         write_synthetic(raw, seed=0, scale=scale)
-        prepare(raw, prepared, test_distribution="train", source="synthetic")
+        prepare(raw, prepared, source="synthetic")
         return load_prepared(prepared)
 
 

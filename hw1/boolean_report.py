@@ -17,6 +17,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from hw1.boolean import NETWORKS, Study, cases, hypercube, interval_f, relu_network, sign_network
+from hw1.errors import UserError
 from hw1.outputs import atomic_path
 
 REPORT_VALUES = Path("reports/report_values.yaml")
@@ -27,7 +28,7 @@ TABLE8_COLUMNS = ("h1", "h2", "b2", "z3", "f")
 TABLE9_COLUMNS = ("h1", "h2", "z3")
 
 
-class ReportValuesError(RuntimeError):
+class ReportValuesError(UserError):
     """report_values.yaml lacks Question 3's printed entries or holds malformed ones."""
 
 

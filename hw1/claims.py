@@ -11,12 +11,12 @@ overturn.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hw1.report_inputs import load_seeds, missing_reason, seed_column
 from hw1.runs import RunId
-from hw1.tables import load_seeds, seed_values
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,17 @@ CLAIMS: tuple[Claim, ...] = (
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """One claim checked over the seeds: the comparisons each failing seed breaks."""
+    """One claim checked over the seeds: the comparisons each failing seed breaks, and the
+    seeds where a value it compares was not measured (``unchecked``: seed -> why)."""
     claim: Claim
     seeds: tuple[int, ...]
     failures: dict[int, list[str]]
+    unchecked: dict[int, str] = field(default_factory=dict)
 
     @property
     def holds(self) -> int:
         """In how many seeds the claim holds."""
-        return len(self.seeds) - len(self.failures)
+        return len(self.seeds) - len(self.failures) - len(self.unchecked)
 
 
 def check_claims(seeds: Sequence[int], metrics_dir: str | Path = "metrics",
@@ -115,17 +117,23 @@ def check_claims(seeds: Sequence[int], metrics_dir: str | Path = "metrics",
         for run, metric in claim.compared:
             if run not in measured:
                 measured[run] = load_seeds(run, seeds, metrics_dir)
-            values[run, metric] = seed_values(run, seeds, measured[run], metric,
-                                              f"claim {claim.id}").values
-        failures = {}
+            values[run, metric] = seed_column(run, seeds, measured[run], metric,
+                                              f"claim {claim.id}")
+        failures, unchecked = {}, {}
         for i, seed in enumerate(seeds):
             one_seed = {pair: vals[i] for pair, vals in values.items()}
+            lacking = [f"{metric} of {run} not measured ("
+                       f"{missing_reason([seed], [measured[run][i]], metric)})"
+                       for (run, metric), value in one_seed.items() if value is None]
+            if lacking:
+                unchecked[seed] = "; ".join(lacking)
+                continue
             broken = claim.broken(one_seed)
             if broken:
                 failures[seed] = [f"{c.metric} of {c.higher} {one_seed[c.higher, c.metric]:g}"
                                   f" ≤ {c.lower} {one_seed[c.lower, c.metric]:g}"
                                   for c in broken]
-        results.append(ClaimResult(claim, tuple(seeds), failures))
+        results.append(ClaimResult(claim, tuple(seeds), failures, unchecked))
     return results
 
 
@@ -150,17 +158,26 @@ def render_claims(results: Sequence[ClaimResult], data_note: str) -> str:
              "|---|---|---|---|---|---|"]
     for r in results:
         failing = ", ".join(map(str, r.failures)) or "—"
+        unchecked = f" ({len(r.unchecked)} unchecked)" if r.unchecked else ""
         lines.append(f"| `{r.claim.id}` | {r.claim.source} | {r.claim.wording} | "
-                     f"{r.claim.checked_as()} | {r.holds} of {_seeds(len(r.seeds))} | "
-                     f"{failing} |")
+                     f"{r.claim.checked_as()} | {r.holds} of {_seeds(len(r.seeds))}"
+                     f"{unchecked} | {failing} |")
     failed = [r for r in results if r.failures]
     if failed:
         lines += ["", "## Where a claim fails", ""]
         lines += [f"- `{r.claim.id}`, seed {seed}: {'; '.join(broken)}"
                   for r in failed for seed, broken in r.failures.items()]
+    not_checked = [r for r in results if r.unchecked]
+    if not_checked:
+        lines += ["", "## Where a claim could not be checked", ""]
+        lines += [f"- `{r.claim.id}`, seed {seed}: {why}"
+                  for r in not_checked for seed, why in r.unchecked.items()]
     return "\n".join(lines) + "\n"
 
 
 def claims_metrics(results: Sequence[ClaimResult]) -> dict[str, dict[str, int]]:
-    """``metrics/claims.json``: ``{claim id: {"holds": k, "seeds": n}}``."""
-    return {r.claim.id: {"holds": r.holds, "seeds": len(r.seeds)} for r in results}
+    """``metrics/claims.json``: ``{claim id: {"holds": k, "seeds": n}}``, with ``"unchecked": m``
+    for a claim some seeds could not check."""
+    return {r.claim.id: {"holds": r.holds, "seeds": len(r.seeds),
+                         **({"unchecked": len(r.unchecked)} if r.unchecked else {})}
+            for r in results}

@@ -24,8 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from hw1.outputs import atomic_path, file_md5, save_npz
-from hw1.params import Rule, Rules, number, one_of
-from hw1.splits import CLASSES, N_CLASSES, SPLITS, Splits, save_prepared
+from hw1.params import ParamsError, Rule, Rules, number, one_of, validate_section
+from hw1.splits import CLASSES, N_CLASSES, SPLITS, DataError, Splits, save_prepared
 
 KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
 REAL_SIZES = {"train": 97477, "val": 10832, "test": 1000}
@@ -37,19 +37,23 @@ OFFLINE_HINT = "To run offline on the synthetic stand-in: dvc exp run -S data.so
 
 
 SOURCES = ("medmnist", "file", "synthetic")
-TEST_DISTRIBUTIONS = ("train", "balanced")
 # The `data` section of params.yaml.
 DATA_RULES: Rules = {
     "source": one_of(*SOURCES),
     "path": Rule(lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
                  "null or the path of a MedMNIST-layout .npz"),
-    "test_distribution": one_of(*TEST_DISTRIBUTIONS),
     "synthetic": {"scale": number(0, 1, above=True)},
 }
 
 
-class DataError(RuntimeError):
-    """Bad or unobtainable data; the message says what is wrong and how to fix it."""
+def validate_data(cfg: Any) -> dict:
+    """Check params.yaml's ``data`` section against DATA_RULES."""
+    if isinstance(cfg, dict) and "test_distribution" in cfg:
+        raise ParamsError(
+            "data.test_distribution is not a params key: every run scores both test sets, the "
+            "report's 529-image subset (test_acc, test_auc) and the official 1,000-image split "
+            "(official_acc, official_auc); delete data.test_distribution from params.yaml")
+    return validate_section(cfg, "data", DATA_RULES)
 
 
 # ----------------------------------------------------------------------------------- fetching
@@ -345,11 +349,9 @@ def synthetic_sizes(scale: float) -> dict[str, int]:
 def prepared_sizes(data: Mapping[str, Any]) -> dict[str, int]:
     """The prepared splits' sizes for a validated data section (a user's own file is taken to
     have OctMNIST's sizes)."""
-    sizes = synthetic_sizes(data["synthetic"]["scale"]) if data["source"] == "synthetic" \
-        else dict(REAL_SIZES)
-    if data["test_distribution"] == "train":
-        sizes["test"] = sum(REPORT_TEST_COUNTS)
-    return sizes
+    if data["source"] == "synthetic":
+        return synthetic_sizes(data["synthetic"]["scale"])
+    return dict(REAL_SIZES)
 
 
 def write_synthetic(out: str | Path, seed: int, scale: float) -> None:
@@ -358,18 +360,25 @@ def write_synthetic(out: str | Path, seed: int, scale: float) -> None:
 
 # -------------------------------------------------------------------------------- preparation
 
+def report_test_shortfall(labels: np.ndarray, counts=REPORT_TEST_COUNTS) -> str | None:
+    """Why the test split cannot supply the report's subset (too few images of a class), or
+    None when it can."""
+    have = np.bincount(np.asarray(labels).reshape(-1), minlength=N_CLASSES)
+    short = [f"{have[c]} {CLASSES[c]}" for c, count in enumerate(counts) if have[c] < count]
+    if not short:
+        return None
+    wanted = ", ".join(f"{count} {CLASSES[c]}" for c, count in enumerate(counts))
+    return (f"the test split has only {', '.join(short)} images; the report's test subset takes "
+            f"the first {wanted}")
+
+
 def report_test_subset(labels: np.ndarray, counts=REPORT_TEST_COUNTS) -> np.ndarray:
     """Indices of the first ``counts[c]`` test images of each class c, in file order."""
     labels = np.asarray(labels).reshape(-1)
-    picked = []
-    for cls, count in enumerate(counts):
-        where = np.flatnonzero(labels == cls)
-        if where.size < count:
-            raise DataError(
-                f"the test split has {where.size} images of class {cls} ({CLASSES[cls]}), but "
-                f"data.test_distribution 'train' takes the first {count}; use "
-                f"data.test_distribution: balanced to keep all test images")
-        picked.append(where[:count])
+    short = report_test_shortfall(labels, counts)
+    if short:
+        raise DataError(short)
+    picked = [np.flatnonzero(labels == cls)[:count] for cls, count in enumerate(counts)]
     return np.sort(np.concatenate(picked))
 
 
@@ -378,9 +387,13 @@ def features(images: np.ndarray) -> np.ndarray:
     return (images.reshape(len(images), -1).astype(np.float32) / np.float32(256.0))
 
 
-def prepare(raw_path: str | Path, out: str | Path, test_distribution: str,
-            source: str) -> dict:
-    """Write the prepared splits to ``out`` and return the data summary for metrics/data.json."""
+def prepare(raw_path: str | Path, out: str | Path, source: str) -> dict:
+    """Write the prepared splits to ``out`` and return the data summary for metrics/data.json.
+
+    The test split is kept whole (the official split); the report's test subset is recorded
+    as indices into it, or, where the file has too few test images of a class, as missing with
+    the reason (the runs then score the official split only).
+    """
     try:
         raw = load_raw(raw_path)
     except DataError as err:
@@ -388,25 +401,29 @@ def prepare(raw_path: str | Path, out: str | Path, test_distribution: str,
                         f"to write it again; if it came from DVC's cache, run "
                         f"`python -m scripts.verify --remove-corrupt` first)") from err
     md5 = file_md5(raw_path)
-    if test_distribution == "train":
-        keep = report_test_subset(raw["test_labels"])
-        raw["test_images"], raw["test_labels"] = raw["test_images"][keep], raw["test_labels"][keep]
+    missing = report_test_shortfall(raw["test_labels"])
+    keep = np.zeros(0, np.int64) if missing else report_test_subset(raw["test_labels"])
     official = source == "medmnist" or md5 == _official_md5()
+
+    def counts(labels: np.ndarray) -> dict[str, int]:
+        return {CLASSES[c]: int(n) for c, n in
+                enumerate(np.bincount(labels, minlength=N_CLASSES))}
+
     summary = {
         "source": source,
         "dataset": "OctMNIST" if official else f"{source} (not OctMNIST)",
         "md5": md5,
-        "test_distribution": test_distribution,
         "sizes": {s: int(len(raw[f"{s}_labels"])) for s in SPLITS},
-        "class_counts": {s: {CLASSES[c]: int(n) for c, n in
-                             enumerate(np.bincount(raw[f"{s}_labels"], minlength=N_CLASSES))}
-                         for s in SPLITS},
+        "class_counts": {s: counts(raw[f"{s}_labels"]) for s in SPLITS},
+        "report_test": {"size": int(len(keep)),
+                        "class_counts": None if missing else counts(raw["test_labels"][keep]),
+                        "missing": missing},
     }
     save_prepared(out, Splits(
         features(raw["train_images"]), raw["train_labels"],
         features(raw["val_images"]), raw["val_labels"],
         features(raw["test_images"]), raw["test_labels"],
-        dataset=summary["dataset"], md5=md5, test_distribution=test_distribution))
+        dataset=summary["dataset"], md5=md5, report_test=keep, report_test_missing=missing))
     return summary
 
 

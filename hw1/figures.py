@@ -25,14 +25,16 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from hw1.errors import UserError
 from hw1.outputs import atomic_path, write_csv
 from hw1.params import validate_seeds
-from hw1.runs import RunId, data_note, format_params, pipeline_runs, run_params, split_params
+from hw1.report_inputs import data_note, format_params, split_params
+from hw1.runs import RunId, pipeline_runs, run_params
 
 FIGURES_DIR = Path("reports/figures")
 
 
-class FiguresError(RuntimeError):
+class FiguresError(UserError):
     """A curve file is missing or malformed, or lacks a column; the message says what to run."""
 
 

@@ -1,9 +1,13 @@
 """Question 1 from scratch: perceptron, logistic regression and a one-hidden-layer MLP in NumPy.
 
-The three models are small estimators with one surface: hyperparameters in the constructor,
-``fit`` (per-example SGD for ``epochs`` epochs, returning the per-epoch history), ``predict``,
-``score`` and ``weights``. Training is the report's protocol exactly: every epoch starts with a
-seeded shuffle, then one update per example in that order; nothing is batched.
+The three models are small estimators with scikit-learn's surface: keyword-only hyperparameters
+in the constructor, which only stores them; ``fit`` checks them against the class's
+``_parameter_constraints`` (the same rules that check params.yaml's ``q1``), trains by
+per-example SGD for ``epochs`` epochs, keeps the per-epoch history in ``history_`` and returns
+the model; then ``class_scores``, ``predict``, ``score`` and ``weights``. Training is the
+report's protocol
+exactly: every epoch starts with a seeded shuffle, then one update per example in that order;
+nothing is batched.
 
 What makes it fast without changing that semantics (see benchmarks/bench_numpy.py):
 - no NumPy array is allocated per example: every buffer is made once per epoch and written
@@ -22,17 +26,17 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from hw1.params import Rule, Rules, integer, number, validate_run
+from hw1.params import Rule, Rules, check_value, integer, number, validate_run
 from hw1.splits import N_CLASSES
 
 EPOCHS = integer(1)
 LR = number(0, above=True)
-# Rows per block when evaluating a whole split: bounds the temporary scores (and, for the
-# float64 perceptron, the converted inputs) to a few MB however large the split is.
+# Rows per block when evaluating a whole split: bounds the temporaries (the MLP's hidden layer,
+# the float64 perceptron's converted inputs) to a few MB however large the split is.
 _EVAL_BLOCK = 8192
 
 History = list[dict[str, float]]
@@ -42,13 +46,19 @@ class NumpyClassifier(ABC):
     """The surface every Question 1 model shares; subclasses supply the weights and the epoch.
 
     ``bias_feature`` says whether the model expects a constant-1 feature appended to its inputs
-    (the linear models, 785 inputs) or keeps biases of its own (the MLP, 784 inputs).
+    (the linear models, 785 inputs) or keeps biases of its own (the MLP, 784 inputs);
+    ``probabilistic`` whether its class scores are logits of class probabilities (softmax), as
+    for logistic regression and the MLP, or scores only (the perceptron).
+    ``_parameter_constraints`` holds the rule of each hyperparameter params.yaml sets; the
+    other constructor params (``n_classes``, ``dtype``, ``chunk_size``) are set by code.
     """
 
     bias_feature: bool
+    probabilistic: bool = True
     dtype: type[np.floating]
+    _parameter_constraints: ClassVar[dict[str, Rule]]
 
-    def __init__(self, epochs: int, n_classes: int) -> None:
+    def __init__(self, *, epochs: int, n_classes: int) -> None:
         self.epochs = epochs
         self.n_classes = n_classes
 
@@ -72,23 +82,30 @@ class NumpyClassifier(ABC):
     # ---------------------------------------------------------------------------- shared
     def fit(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
             validation: tuple[np.ndarray, np.ndarray] | None = None,
-            on_epoch: Callable[[dict[str, float]], None] | None = None) -> History:
-        """Train from fresh weights; return one history row per epoch.
+            on_epoch: Callable[[dict[str, float]], None] | None = None) -> NumpyClassifier:
+        """Check the hyperparameters, train from fresh weights and return the model, its
+        per-epoch history in ``history_``.
 
-        Rows hold ``epoch`` (1-based); ``train_loss`` for logistic regression and the MLP: the
-        mean cross-entropy over the epoch's examples, each taken just before its own update;
-        then ``train_acc`` and, given ``validation``, ``val_acc`` of the model as it is at the
-        end of the epoch. ``rng`` draws the initial weights (if random), then each epoch's shuffle.
+        A hyperparameter that breaks its rule in ``_parameter_constraints`` raises a
+        ParamsError (a ValueError) naming it, e.g. ``Perceptron.epochs must be an integer >= 1,
+        got 0``, before any weight is set.
+
+        History rows hold ``epoch`` (1-based); ``train_loss`` for logistic regression and the
+        MLP: the mean cross-entropy over the epoch's examples, each taken just before its own
+        update; then ``train_acc`` and, given ``validation``, ``val_acc`` of the model as it is
+        at the end of the epoch. ``rng`` draws the initial weights (if random), then each
+        epoch's shuffle.
 
         A run whose training loss or weights turn non-finite has diverged: it stops after that
         epoch's row, and ``diverged_`` says why (``"training loss is nan"``); None otherwise.
         """
+        self._validate_params()
         X, y = self._check(X, y)
         if validation is not None:
             validation = self._check(*validation)
         self.initialize(X.shape[1], rng)
         self.diverged_: str | None = None
-        history: History = []
+        self.history_: History = []
         for epoch in range(1, self.epochs + 1):
             # A diverging epoch overflows on nearly every example; rather than a wall of
             # RuntimeWarnings, the check below flags the run and stops it after this epoch.
@@ -100,13 +117,17 @@ class NumpyClassifier(ABC):
             row["train_acc"] = self.score(X, y)
             if validation is not None:
                 row["val_acc"] = self.score(*validation)
-            history.append(row)
+            self.history_.append(row)
             if on_epoch is not None:
                 on_epoch(row)
             self.diverged_ = self._divergence(loss)
             if self.diverged_ is not None:
                 break
-        return history
+        return self
+
+    def _validate_params(self) -> None:
+        for name, rule in self._parameter_constraints.items():
+            check_value(getattr(self, name), f"{type(self).__name__}.{name}", rule)
 
     def _divergence(self, loss: float | None) -> str | None:
         """What is non-finite after an epoch with mean training ``loss``, or None."""
@@ -117,13 +138,17 @@ class NumpyClassifier(ABC):
             return "weights are not finite"
         return None
 
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """``decision_function`` of every row of ``X``, computed in blocks."""
+        X = np.asarray(X)
+        # A diverged model's scores may be inf or nan (fit flags it).
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK])
+                                   for a in range(0, len(X), _EVAL_BLOCK)])
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The predicted class of each row of ``X`` (ties go to the lowest class, as argmax)."""
-        X = np.asarray(X)
-        # A diverged model's scores may be inf or nan (fit flags it); argmax still decides.
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.concatenate([self.decision_function(X[a:a + _EVAL_BLOCK]).argmax(axis=1)
-                                   for a in range(0, len(X), _EVAL_BLOCK)])
+        return self.class_scores(X).argmax(axis=1)
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Accuracy on ``(X, y)``."""
@@ -151,13 +176,14 @@ class Perceptron(NumpyClassifier):
     the predicted one. Weights start at zero; inputs carry the bias feature."""
 
     bias_feature = True
+    probabilistic = False
     # Pixels are k/256 and every weight a sum of them, so float64 products and sums are exact
     # (under 2^53): the decisions match any other float64 implementation bit for bit.
     dtype = np.float64
-    _parameter_constraints: dict[str, Rule] = {"epochs": EPOCHS}
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {"epochs": EPOCHS}
 
-    def __init__(self, epochs: int = 20, n_classes: int = N_CLASSES) -> None:
-        super().__init__(epochs, n_classes)
+    def __init__(self, *, epochs: int = 20, n_classes: int = N_CLASSES) -> None:
+        super().__init__(epochs=epochs, n_classes=n_classes)
 
     def initialize(self, n_features: int, rng: np.random.Generator) -> None:
         self.W_ = np.zeros((self.n_classes, n_features), self.dtype)
@@ -188,11 +214,11 @@ class LogisticRegression(NumpyClassifier):
     bias feature."""
 
     bias_feature = True
-    _parameter_constraints: dict[str, Rule] = {"epochs": EPOCHS, "lr": LR}
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {"epochs": EPOCHS, "lr": LR}
 
-    def __init__(self, epochs: int = 20, lr: float = 0.01, n_classes: int = N_CLASSES,
+    def __init__(self, *, epochs: int = 20, lr: float = 0.01, n_classes: int = N_CLASSES,
                  dtype: type[np.floating] = np.float32) -> None:
-        super().__init__(epochs, n_classes)
+        super().__init__(epochs=epochs, n_classes=n_classes)
         self.lr = lr
         self.dtype = dtype
 
@@ -236,14 +262,14 @@ class MLP(NumpyClassifier):
     """
 
     bias_feature = False
-    _parameter_constraints: dict[str, Rule] = {
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {
         "epochs": EPOCHS, "lr": LR, "hidden_size": integer(1),
         "init_mean": number(), "init_std": number(0, above=True)}
 
-    def __init__(self, epochs: int = 20, lr: float = 0.001, hidden_size: int = 200,
+    def __init__(self, *, epochs: int = 20, lr: float = 0.001, hidden_size: int = 200,
                  init_mean: float = 0.1, init_std: float = 0.1, n_classes: int = N_CLASSES,
                  dtype: type[np.floating] = np.float32, chunk_size: int = 64) -> None:
-        super().__init__(epochs, n_classes)
+        super().__init__(epochs=epochs, n_classes=n_classes)
         self.lr, self.hidden_size = lr, hidden_size
         self.init_mean, self.init_std = init_mean, init_std
         self.dtype, self.chunk_size = dtype, chunk_size

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hw1.params import ParamsError
+from hw1.errors import UserError
 
 if TYPE_CHECKING:
     from hw1.runs import RunId
@@ -54,9 +54,9 @@ _swept: set[Path] = set()
 _pending: list[tuple[Path, Path]] | None = None  # (temporary file, output) of the transaction
 
 
-class OutputError(ParamsError):
+class OutputError(UserError):
     """An output cannot be written (read-only directory, full disk); the message names the path
-    and what to do. A ParamsError, so every stage reports it in one line."""
+    and what to do."""
 
 
 def _point(kind: str) -> None:
@@ -242,10 +242,13 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             np.savez(fh, **arrays)
 
 
-def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
+def run_metrics(history: Sequence[Mapping[str, float]], test: Mapping[str, Any],
                 train_seconds: float, data_source: str,
                 diverged: str | None = None) -> dict[str, Any]:
-    """Headline metrics of one training run from its per-epoch history.
+    """Headline metrics of one training run from its per-epoch history and its scores on both
+    test sets (``test``, as ``hw1.scoring.score_test_sets`` gives them: ``test_*`` on the
+    report's subset, ``official_*`` on the official split, each ACC and AUC, null where missing
+    with the reason beside).
 
     ``history`` rows hold at least ``epoch``, ``train_acc`` (for the PyTorch runs, the running
     train-mode accuracy of the epoch's own forward passes) and ``val_acc`` of the model as it was
@@ -266,7 +269,7 @@ def run_metrics(history: Sequence[Mapping[str, float]], test_acc: float,
     return {
         "train_acc": round(float(last["train_acc"]), 6),
         "val_acc": round(float(last["val_acc"]), 6),
-        "test_acc": round(float(test_acc), 6),
+        **{k: round(float(v), 6) if isinstance(v, float) else v for k, v in test.items()},
         "best_val_acc": round(float(best["val_acc"]), 6),
         "best_epoch": int(best["epoch"]),
         "epochs": int(last["epoch"]),
@@ -312,7 +315,7 @@ def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mappi
 
 
 def write_run(run: RunId, seed: int, history: Sequence[Mapping[str, float]],
-              test_acc: float, train_seconds: float, data_source: str,
+              test: Mapping[str, Any], train_seconds: float, data_source: str,
               outputs: Sequence[str | os.PathLike] = (), diverged: str | None = None,
               metrics_dir: str | os.PathLike = "metrics",
               plots_dir: str | os.PathLike = "plots") -> dict[str, Any]:
@@ -325,7 +328,7 @@ def write_run(run: RunId, seed: int, history: Sequence[Mapping[str, float]],
     ``diverged``: why the run stopped at its last epoch, if it did (see ``run_metrics``); a
     non-finite value in the plot data is an empty cell, which pandas and DVC read as missing.
     """
-    metrics = run_metrics(history, test_acc, train_seconds, data_source, diverged)
+    metrics = run_metrics(history, test, train_seconds, data_source, diverged)
     rows = [{k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else "")
              for k, v in row.items()} for row in history]
     plots_path = Path(plots_dir) / f"{run.seed_curve(seed)}.csv"

@@ -19,8 +19,10 @@ from typing import Any, Union
 
 import yaml
 
+from hw1.errors import UserError
 
-class ParamsError(ValueError):
+
+class ParamsError(UserError, ValueError):
     """A params.yaml value is missing or invalid; the message names the key."""
 
 

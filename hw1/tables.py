@@ -10,7 +10,13 @@ Table 3 sets the report's default hyperparameters beside params.yaml's ``train``
 params their run actually used; a run whose params differ from the report's says so, a run that
 diverged says in which seed and at which epoch, and every table names the data it came from, so
 a number from the synthetic stand-in, a changed run or a diverged one is never read as a
-like-for-like comparison.
+like-for-like comparison. A value a run could not measure (the report's test subset, where the
+data has too few test images of a class) is shown as missing, with the reason its metrics give.
+
+The benchmark table sets every run's ACC and AUC on the official test split (all 1,000 images)
+below the MedMNIST v2 benchmark's baselines (``reports/benchmark_values.yaml``, with their
+source and protocol); docs/protocols.md says why the report's numbers are not comparable with
+them.
 """
 from __future__ import annotations
 
@@ -21,18 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from hw1.params import validate_seeds
-from hw1.runs import (
+from hw1.report_inputs import (
     ReportInputError,
-    RunId,
     data_note,
     format_params,
-    load_run_metrics,
-    run_params,
+    load_seeds,
+    missing_reason,
     same_value,
+    seed_column,
     split_params,
 )
+from hw1.runs import RunId, pipeline_runs, run_params
 
 
 @dataclass(frozen=True)
@@ -57,13 +65,26 @@ class TableSpec:
 
 @dataclass
 class Table:
-    """A table ready to write: Markdown cells for reading, plain CSV rows for tools."""
-    number: int
+    """A table ready to write: Markdown cells for reading, plain CSV rows for tools. ``number``
+    is the report's table number; a table of the pipeline's own has none but a ``name``."""
+    number: int | None
     title: str
     header: list[str]
     cells: list[list[str]]
     csv_rows: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def heading(self) -> str:
+        """``Table 2: <title>``, or ``Benchmark: <title>`` for the table named benchmark."""
+        label = f"Table {self.number}" if self.number is not None else self.name.capitalize()
+        return f"{label}: {self.title}"
+
+    @property
+    def csv_name(self) -> str:
+        """Its file in reports/tables/: ``table2.csv``, ``benchmark.csv``."""
+        return f"table{self.number}.csv" if self.number is not None else f"{self.name}.csv"
 
 
 TEST = Metric("test_acc", "Test acc.")
@@ -154,21 +175,11 @@ class Spread:
         return min(self.values) <= value <= max(self.values)
 
 
-def load_seeds(run: RunId, seeds: Sequence[int],
-               metrics_dir: str | Path = "metrics") -> list[dict[str, Any]]:
-    """The metrics of ``run`` for each seed, in the order of ``seeds``."""
-    return [load_run_metrics(run, seed, metrics_dir) for seed in seeds]
-
-
 def seed_values(run: RunId, seeds: Sequence[int], measured: Sequence[Mapping[str, Any]],
-                key: str, context: str) -> Spread:
-    """``key`` of each seed's metrics of ``run`` (``measured``, as ``load_seeds`` reads them);
-    ``context`` names what needs it in the message for a file without it."""
-    for seed, metrics in zip(seeds, measured):
-        if key not in metrics:
-            raise ReportInputError(f"metrics/{run.seed_metrics(seed)}.json has no '{key}' "
-                                   f"({context}); run `dvc repro {run.seed_stage(seed)}` again")
-    return Spread(tuple(float(metrics[key]) for metrics in measured))
+                key: str, context: str) -> Spread | None:
+    """``seed_column`` as a Spread; None where a seed could not measure the value."""
+    values = seed_column(run, seeds, measured, key, context)
+    return None if None in values else Spread(values)
 
 
 def _per_seed(seeds: Sequence[int], seed: int, text: str) -> str:
@@ -213,15 +224,18 @@ def _best(values: Sequence[float | None], how: str | None) -> set[int]:
     return {i for v, i in known if v == target}
 
 
-def _reproduced_cell(spread: Spread, digits: int) -> str:
+def _reproduced_cell(spread: Spread | None, digits: int) -> str:
+    if spread is None:
+        return "—"
     if spread.n == 1:
         return _fmt(spread.mean, digits)
     return f"{spread.mean:.{digits}f} ± {spread.sd:.{digits}f} ({spread.n})"
 
 
-def _diff_cell(spread: Spread, theirs: float | None, diff: float | None, digits: int) -> str:
+def _diff_cell(spread: Spread | None, theirs: float | None, diff: float | None,
+               digits: int) -> str:
     """The difference, and with several seeds where the report's value falls among them."""
-    if theirs is None or diff is None:
+    if spread is None or theirs is None or diff is None:
         return "—"
     text = _fmt(diff, digits, signed=True)
     if spread.n == 1:
@@ -233,8 +247,11 @@ def _diff_cell(spread: Spread, theirs: float | None, diff: float | None, digits:
             f"{max(spread.values):.{digits}f}])")
 
 
-def _spread_columns(key: str, spread: Spread, theirs: float | None) -> dict[str, Any]:
+def _spread_columns(key: str, spread: Spread | None, theirs: float | None) -> dict[str, Any]:
     """The CSV columns that only several seeds have: sd, n, the report's z and the values."""
+    if spread is None:
+        return {f"{key}_sd": None, f"{key}_n": 0, f"{key}_z": None, f"{key}_in_range": None,
+                f"{key}_seeds": ""}
     z = None if theirs is None else spread.z(theirs)
     return {f"{key}_sd": spread.sd, f"{key}_n": spread.n,
             f"{key}_z": None if z is None else round(z, 4),
@@ -263,7 +280,8 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
         ours[m.key] = [seed_values(run, seeds, r, m.key, f"Table {spec.number}")
                        for run, r in zip(runs, measured)]
     best_report = {m.key: _best(report_vals[m.key], m.best) for m in spec.metrics}
-    best_ours = {m.key: _best([s.mean for s in ours[m.key]], m.best) for m in spec.metrics}
+    best_ours = {m.key: _best([None if s is None else s.mean for s in ours[m.key]], m.best)
+                 for m in spec.metrics}
 
     header = [spec.row_header + " (report)", "Run", "Params used"]
     for m in spec.metrics:
@@ -281,20 +299,24 @@ def comparison_table(spec: TableSpec, params: Mapping[str, Any], report: Mapping
         stale = _data_mismatch(seeds, measured[i], data)
         if stale:
             notes.append(stale)
+        notes += [f"{m.header} not measured: {missing_reason(seeds, measured[i], m.key)}"
+                  for m in spec.metrics if ours[m.key][i] is None]
         row = [label, f"`{run}`", format_params(distinct[i]) or "(common params)"]
         csv_row: dict[str, Any] = {"row": label, "run": run.path, "params": format_params(used[i])}
         if several:
             csv_row["seeds"] = ";".join(map(str, seeds))
         for m in spec.metrics:
             theirs, mine = report_vals[m.key][i], ours[m.key][i]
-            diff = None if theirs is None else round(mine.mean - theirs, m.digits)
+            diff = None if theirs is None or mine is None else round(mine.mean - theirs,
+                                                                       m.digits)
             bold_theirs = "**" if i in best_report[m.key] else ""
             bold_mine = "**" if i in best_ours[m.key] else ""
             row += [f"{bold_theirs}{_fmt(theirs, m.digits)}{bold_theirs}" if theirs is not None
                     else "—",
                     f"{bold_mine}{_reproduced_cell(mine, m.digits)}{bold_mine}",
                     _diff_cell(mine, theirs, diff, m.digits)]
-            csv_row.update({f"{m.key}_report": theirs, f"{m.key}_reproduced": mine.mean,
+            csv_row.update({f"{m.key}_report": theirs,
+                            f"{m.key}_reproduced": None if mine is None else mine.mean,
                             f"{m.key}_diff": diff})
             if several:
                 csv_row.update(_spread_columns(m.key, mine, theirs))
@@ -365,11 +387,11 @@ def render_markdown(tables: Sequence[Table]) -> str:
     lines = ["# The report's tables, reproduced",
              "",
              "Generated by the `tables` stage (`python -m stages.tables`) from `metrics/` and "
-             "`params.yaml`; the report's numbers come from `reports/report_values.yaml`. "
-             "Diff = reproduced - report.",
+             "`params.yaml`; the report's numbers come from `reports/report_values.yaml`, the "
+             "benchmark's from `reports/benchmark_values.yaml`. Diff = reproduced - report.",
              ""]
     for table in tables:
-        lines += [f"## Table {table.number}: {table.title}", ""]
+        lines += [f"## {table.heading}", ""]
         lines += [note for note in table.notes for note in (note, "")]
         lines.append("| " + " | ".join(table.header) + " |")
         lines.append("|" + "|".join("---" for _ in table.header) + "|")
@@ -382,20 +404,129 @@ def render_markdown(tables: Sequence[Table]) -> str:
 def summary(runs: Sequence[RunId], seeds: Sequence[int],
             metrics_dir: str | Path = "metrics") -> dict[str, dict]:
     """Headline numbers per run under short keys, for `dvc metrics diff` and `dvc exp show`: the
-    means over ``seeds``, with their sample sds and ``n`` beside them only for several seeds (one
-    seed gives the file it gave before seeds existed); ``diverged: true`` for a run that diverged
-    in any seed."""
-    short = {"test": "test_acc", "val": "val_acc", "best_val": "best_val_acc"}
+    means over ``seeds`` of the report's test accuracy (``test``), the last and best validation
+    accuracy, and ACC and AUC on the official test split (``official_acc``, ``official_auc``),
+    with their sample sds and ``n`` beside them only for several seeds; a value a run could not
+    measure is null; ``diverged: true`` for a run that diverged in any seed."""
+    short = {"test": "test_acc", "val": "val_acc", "best_val": "best_val_acc",
+             "official_acc": "official_acc", "official_auc": "official_auc"}
     out = {}
     for run in runs:
         measured = load_seeds(run, seeds, metrics_dir)
         spreads = {k: seed_values(run, seeds, measured, key, "metrics/summary.json")
                    for k, key in short.items()}
-        entry: dict[str, Any] = {k: round(s.mean, 4) for k, s in spreads.items()}
+        entry: dict[str, Any] = {k: None if s is None else round(s.mean, 4)
+                                 for k, s in spreads.items()}
         if len(seeds) > 1:
-            entry.update({f"{k}_sd": round(s.sd, 4) for k, s in spreads.items()})
+            entry.update({f"{k}_sd": None if s is None else round(s.sd, 4)
+                          for k, s in spreads.items()})
             entry["n"] = len(seeds)
         if any(m.get("diverged") for m in measured):  # only then: a column in `dvc exp show`
             entry["diverged"] = True
         out[run.metric] = entry
     return out
+
+
+# --- the MedMNIST v2 benchmark ------------------------------------------------------------------
+
+BENCHMARK_VALUES = Path("reports/benchmark_values.yaml")
+_BENCHMARK_TEXT = ("dataset", "source", "protocol", "test_set", "auc_from")
+
+
+def load_benchmark_values(path: str | Path = BENCHMARK_VALUES) -> dict[str, Any]:
+    """The published baselines on OctMNIST's official test split, with their source and
+    protocol (``reports/benchmark_values.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportInputError(f"{path} not found: it holds the MedMNIST v2 benchmark's values "
+                               f"the benchmark table compares against")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ReportInputError(f"{path} is not valid YAML: {err}") from None
+    fields = ", ".join(_BENCHMARK_TEXT)
+    if not isinstance(values, dict) or any(not isinstance(values.get(k), str)
+                                           for k in _BENCHMARK_TEXT):
+        raise ReportInputError(f"{path} must give {fields} as text, and models")
+    models = values.get("models")
+    if not isinstance(models, list) or not models or not all(
+            isinstance(m, dict) and isinstance(m.get("name"), str)
+            and all(isinstance(m.get(k), numbers.Real) for k in ("acc", "auc")) for m in models):
+        raise ReportInputError(f"{path}: models must be a list of entries with name, acc, auc")
+    return values
+
+
+def benchmark_table(params: Mapping[str, Any], benchmark: Mapping[str, Any],
+                    report: Mapping[str, Any], data: Mapping[str, Any],
+                    metrics_dir: str | Path = "metrics") -> Table:
+    """Every run's ACC and AUC on the official test split (the mean over params.yaml's
+    ``seeds``) below the MedMNIST v2 benchmark's baselines, with both protocols in the notes."""
+    seeds = validate_seeds(dict(params))
+    several = len(seeds) > 1
+    runs = pipeline_runs(params)
+    used = [run_params(params, run) for run in runs]
+    common, distinct = split_params(used)
+    header = ["Model", "Run", "Params used", "ACC", "AUC", "Note"]
+    cells, csv_rows = [], []
+
+    def csv_row(row: str, source: str, run: str, params_text: str, acc: Any, auc: Any,
+                note: str, spreads: tuple[Spread | None, Spread | None] = (None, None)) -> dict:
+        out = {"row": row, "source": source, "run": run, "params": params_text,
+               "acc": acc, "auc": auc}
+        if several:
+            for key, spread in zip(("acc", "auc"), spreads):
+                out |= {f"{key}_sd": None if spread is None else spread.sd,
+                        f"{key}_seeds": "" if spread is None else ";".join(map(str,
+                                                                               spread.values))}
+            out["n"] = len(seeds) if source == "reproduced" else None
+        return {**out, "note": note}
+
+    for model in benchmark["models"]:
+        note = model.get("note") or ""
+        cells.append([model["name"], "MedMNIST v2 (benchmark)", "—", f"{model['acc']:.3f}",
+                      f"{model['auc']:.3f}", note or "—"])
+        csv_rows.append(csv_row(model["name"], "benchmark", "", "", model["acc"], model["auc"],
+                                note))
+    for run, cfg, own in zip(runs, used, distinct):
+        measured = load_seeds(run, seeds, metrics_dir)
+        acc, auc = (seed_values(run, seeds, measured, key, "the benchmark table")
+                    for key in ("official_acc", "official_auc"))
+        notes = [text for text in (_divergence(seeds, measured),
+                                   _data_mismatch(seeds, measured, data)) if text]
+        auc_from = {m.get("auc_from") for m in measured} - {benchmark["auc_from"]}
+        if auc_from:
+            notes.append(f"AUC from {', '.join(sorted(map(str, auc_from)))}, not "
+                         f"{benchmark['auc_from']}")
+        notes += [f"{name} not measured: {missing_reason(seeds, measured, key)}"
+                  for name, key, spread in (("ACC", "official_acc", acc),
+                                            ("AUC", "official_auc", auc)) if spread is None]
+        label = str(cfg.get("model", run))
+        shown = {k: v for k, v in own.items() if k != "model"}  # the Model column has it
+        cells.append([label, f"`{run}`", format_params(shown) or "(common params)",
+                      _reproduced_cell(acc, 4), _reproduced_cell(auc, 4),
+                      "; ".join(notes) or "—"])
+        csv_rows.append(csv_row(label, "reproduced", run.path, format_params(cfg),
+                                None if acc is None else acc.mean,
+                                None if auc is None else auc.mean, "; ".join(notes),
+                                (acc, auc)))
+
+    n_test = data.get("sizes", {}).get("test")
+    n_test = f"{n_test:,}" if isinstance(n_test, int) else "?"
+    notes = [data_note(data, report["data"])]
+    if data.get("dataset") != benchmark["dataset"]:
+        notes.append(f"Not {benchmark['dataset']}: the reproduced rows cannot be compared with "
+                     f"the benchmark's.")
+    notes += [f"Benchmark: {benchmark['source']}; {benchmark['test_set']}.",
+              f"Benchmark protocol: {benchmark['protocol']}",
+              f"Reproduced: each run as params.yaml trains it (the report's protocol), its model "
+              f"after the last epoch scored on the whole official test split ({n_test} images) "
+              f"with `medmnist.evaluator`'s getACC and getAUC (AUC on {benchmark['auc_from']}, "
+              f"as the benchmark's, except where a row says otherwise)."]
+    if several:
+        notes.append(f"ACC and AUC: the mean ± sample sd (n) over seeds "
+                     f"{', '.join(map(str, seeds))}; each seed's value is in "
+                     f"reports/tables/benchmark.csv.")
+    if common:
+        notes.append(f"Params every reproduced row shares: {format_params(common)}.")
+    return Table(None, "ACC and AUC on the official test split, beside the MedMNIST v2 "
+                       "benchmark", header, cells, csv_rows, notes, name="benchmark")

@@ -2,7 +2,8 @@
 
 The protocol is the report's course code: each epoch reshuffles the training set, steps through
 it in mini-batches (the last one may be smaller), and records the mean training loss over the
-batches and the validation loss and accuracy; at the end the test accuracy is measured.
+batches and the validation loss and accuracy; at the end the model's class scores (logits) on
+the test split are kept, for hw1.scoring to score both test sets from.
 Training accuracy is that of the epoch's own forward passes (running, in train mode): each
 batch's predictions, made with dropout active by the weights as they were before that batch's
 step, counted over the epoch like the training loss. It costs one small reduction per step,
@@ -64,10 +65,11 @@ def validate(cfg: Any, key: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced: the per-epoch history, the final test accuracy, wall time, and
-    why training stopped early (``"training loss is nan"``), None if it ran every epoch."""
+    """What a run produced: the per-epoch history, the final model's class scores (logits,
+    float32, one row per test image), wall time, and why training stopped early
+    (``"training loss is nan"``), None if it ran every epoch."""
     history: list[dict[str, float]]
-    test_acc: float
+    test_scores: np.ndarray
     train_seconds: float
     device: str
     diverged: str | None = None
@@ -216,16 +218,26 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
+@torch.no_grad()
+def class_scores(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """The logits of ``model`` in eval mode (dropout off) for every row of ``x``, on the CPU."""
+    was_training = model.training
+    model.eval()
+    scores = torch.cat([model(xb).float().cpu() for xb in x.split(batch_size)])
+    model.train(was_training)
+    return scores.numpy()
+
+
 def fit(model: nn.Module, splits: Splits, cfg: Mapping[str, Any], seed: int,
         progress: EpochProgress | None = None) -> RunResult:
-    """Train ``model`` by a validated run section ``cfg``; return its history and test accuracy.
+    """Train ``model`` by a validated run section ``cfg``; return its history and test scores.
 
     History rows: ``epoch`` (1-based), ``train_loss`` (mean over the epoch's batches),
     ``train_acc`` (accuracy of the epoch's forward passes: running, in train mode, so with
     dropout active and each batch judged by the weights before its step), ``val_loss`` and
     ``val_acc`` (the model at the end of the epoch, eval mode).
     A run whose training loss turns non-finite has diverged: it stops after that epoch's row,
-    and the test accuracy is that of the model as it stopped.
+    and the test scores are those of the model as it stopped.
     """
     device = resolve_device(cfg["device"])
     model.to(device)
@@ -235,7 +247,7 @@ def fit(model: nn.Module, splits: Splits, cfg: Mapping[str, Any], seed: int,
 
     x_train, y_train = tensors(splits.x_train, splits.y_train)
     x_val, y_val = tensors(splits.x_val, splits.y_val)
-    x_test, y_test = tensors(splits.x_test, splits.y_test)
+    x_test = torch.from_numpy(splits.x_test).to(device)
     shuffle_seed, dropout_seed = child_seeds(seed, 2)
     batches = EpochBatches(x_train, y_train, cfg["batch_size"], shuffle_seed)
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["l2_decay"])
@@ -261,5 +273,5 @@ def fit(model: nn.Module, splits: Splits, cfg: Mapping[str, Any], seed: int,
                 break
     train_seconds = time.perf_counter() - start
     with cpu_threads(eval_threads):
-        _, test_acc = evaluate(model, x_test, y_test)
-    return RunResult(history, test_acc, train_seconds, str(device), diverged)
+        test_scores = class_scores(model, x_test)
+    return RunResult(history, test_scores, train_seconds, str(device), diverged)

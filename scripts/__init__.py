@@ -1,1 +1,1 @@
-"""Project scripts, run from the project root as `python -m scripts.<name>`."""
+"""The project's command-line tools beside the pipeline (`python -m scripts.<name>`)."""

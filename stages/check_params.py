@@ -6,18 +6,16 @@ params are valid, so a valid change re-runs no stage through this one.
 """
 from __future__ import annotations
 
-import sys
-
 from hw1 import numpy_models, torch_training
 from hw1.boolean import validate_boolean
-from hw1.data import DATA_RULES, prepared_sizes
+from hw1.data import prepared_sizes, validate_data
+from hw1.errors import run_stage
 from hw1.machine import check_machine
 from hw1.outputs import write_text
 from hw1.params import (
     ParamsError,
     load_params,
     section,
-    validate_section,
     validate_seed,
     validate_seeds,
 )
@@ -36,7 +34,7 @@ def check(params: dict) -> None:
                           f"expected: {', '.join(SECTIONS)}")
     validate_seed(params)
     validate_seeds(params)
-    validate_section(section(params, "data"), "data", DATA_RULES)
+    validate_data(section(params, "data"))
     torch_training.validate(section(params, "train"), "train")
     for group, validate in (("q1", numpy_models.validate), ("q2", torch_training.validate)):
         runs = section(params, group)
@@ -60,7 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ParamsError as err:
-        sys.exit(f"params.yaml is invalid: {err}")
+    run_stage(main, "check_params", heading="params.yaml is invalid")

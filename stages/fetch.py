@@ -1,26 +1,25 @@
 """DVC stage `fetch`: put the raw OctMNIST file at data/raw/octmnist.npz, per `data.source`."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from hw1.data import (
-    DATA_RULES,
-    DataError,
     copy_user_file,
     download,
     medmnist_source,
+    validate_data,
     validate_raw,
     write_synthetic,
 )
-from hw1.params import ParamsError, load_params, section, validate_section, validate_seed
+from hw1.errors import run_stage
+from hw1.params import load_params, section, validate_seed
 
 OUT = Path("data/raw/octmnist.npz")
 
 
 def main() -> None:
     params = load_params()
-    data = validate_section(section(params, "data"), "data", DATA_RULES)
+    data = validate_data(section(params, "data"))
     source = data["source"]
     if source == "medmnist":
         url, md5 = medmnist_source()
@@ -35,7 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, ParamsError) as err:
-        sys.exit(f"fetch failed: {err}")
+    run_stage(main, "fetch")

@@ -2,12 +2,11 @@
 Figures 1-10 as PNG in reports/figures/, from the per-seed curves in plots/seeds/."""
 from __future__ import annotations
 
-import sys
-
-from hw1.figures import FiguresError, render_figures, write_mean_curves
+from hw1.errors import run_stage
+from hw1.figures import render_figures, write_mean_curves
 from hw1.outputs import transaction
-from hw1.params import ParamsError, load_params, validate_seeds
-from hw1.runs import ReportInputError, load_data_summary, load_report_values
+from hw1.params import load_params, validate_seeds
+from hw1.report_inputs import load_data_summary, load_report_values
 
 
 def main() -> None:
@@ -21,7 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FiguresError, ReportInputError, ParamsError) as err:
-        sys.exit(f"figures failed: {err}")
+    run_stage(main, "figures")

@@ -1,25 +1,24 @@
-"""DVC stage `prepare`: the report's protocol applied once, for every training stage to load."""
+"""DVC stage `prepare`: the report's protocol applied once, for every training stage to load:
+the official test split whole, and the report's test subset in it."""
 from __future__ import annotations
 
-import sys
-
-from hw1.data import DATA_RULES, DataError, prepare
+from hw1.data import prepare, validate_data
+from hw1.errors import run_stage
 from hw1.outputs import transaction, write_json
-from hw1.params import ParamsError, load_params, section, validate_section
+from hw1.params import load_params, section
 
 
 def main() -> None:
-    data = validate_section(section(load_params(), "data"), "data", DATA_RULES)
+    data = validate_data(section(load_params(), "data"))
     with transaction():  # the prepared splits and their summary: both or neither
         summary = prepare("data/raw/octmnist.npz", "data/prepared/octmnist.npz",
-                          test_distribution=data["test_distribution"], source=data["source"])
+                          source=data["source"])
         write_json("metrics/data.json", summary)
-    print(f"Prepared {summary['dataset']}: sizes {summary['sizes']}, "
-          f"test distribution {summary['test_distribution']}")
+    report_test = summary["report_test"]
+    subset = report_test["missing"] or f"{report_test['size']} images"
+    print(f"Prepared {summary['dataset']}: sizes {summary['sizes']}; the report's test subset: "
+          f"{subset}")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, ParamsError) as err:
-        sys.exit(f"prepare failed: {err}")
+    run_stage(main, "prepare")

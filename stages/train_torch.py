@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from hw1.errors import run_stage
 from hw1.outputs import transaction, write_bytes, write_run
 from hw1.params import ParamsError, load_params, parse_seed, section
 from hw1.progress import EpochProgress
 from hw1.runs import RunId
+from hw1.scoring import score_test_sets, scores_line
 from hw1.splits import load_prepared
 from hw1.torch_models import build_model
 from hw1.torch_training import check_device, fit, validate
@@ -60,18 +62,15 @@ def main(argv: list[str]) -> None:
     model_path = Path(run.seed_model(seed, ".pt"))
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    test = score_test_sets(result.test_scores, splits, probabilities=True)
     with transaction():  # the model, its metrics and its curve: all three or none
         write_bytes(model_path, buffer.getvalue())
-        metrics = write_run(run, seed, result.history, result.test_acc, result.train_seconds,
+        metrics = write_run(run, seed, result.history, test, result.train_seconds,
                             splits.dataset, outputs=[model_path], diverged=result.diverged)
     print(f"{name} on {result.device}: val_acc {metrics['val_acc']:.4f} "
           f"(best {metrics['best_val_acc']:.4f} at epoch {metrics['best_epoch']}), "
-          f"test_acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.1f} s "
-          f"[{splits.dataset}]")
+          f"{scores_line(metrics)}, {metrics['train_seconds']:.1f} s [{splits.dataset}]")
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ParamsError, FileNotFoundError) as err:
-        sys.exit(f"train_torch failed: {err}")
+    run_stage(main, "train_torch", sys.argv[1:])

@@ -1,12 +1,18 @@
 """Shared fixtures: a copy of the project in a temporary git repository, for end-to-end tests
-that run the real `dvc` commands on a small synthetic dataset."""
+that run the real `dvc` commands on a small synthetic dataset; and `run_module`, a stage's
+``python -m`` run inside the test process."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,7 +21,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 # What a clone holds that the pipeline needs; outputs and caches are left behind.
 PROJECT_FILES = ["hw1", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
-                 ".dvcignore", ".gitignore", "reports/report_values.yaml", "scripts"]
+                 ".dvcignore", ".gitignore", "reports/report_values.yaml",
+                 "reports/benchmark_values.yaml", "scripts"]
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
@@ -119,19 +126,108 @@ def pipeline_baseline(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
     return repo
 
 
+def at_baseline(repo: DvcRepo) -> DvcRepo:
+    """``repo`` (``pipeline_baseline``) with its workspace back at the baseline: git's files, and
+    DVC's outputs as the baseline's dvc.lock has them (files other tests left, e.g. of another
+    seed, removed)."""
+    repo.run("git", "checkout", "-q", "-f", "main")
+    repo.run("git", "reset", "-q", "--hard", "baseline")
+    repo.run("git", "clean", "-fdqX", "--", "data", "models", "metrics", "plots", "reports")
+    repo.run("checkout", "-f")
+    return repo
+
+
 @pytest.fixture
 def pipeline_repo(pipeline_baseline: DvcRepo) -> DvcRepo:
-    """``pipeline_baseline`` with its workspace back at the baseline: git's files, and DVC's
-    outputs as the baseline's dvc.lock has them (files other tests left, e.g. of another seed,
-    removed)."""
-    pipeline_baseline.run("git", "checkout", "-q", "-f", "main")
-    pipeline_baseline.run("git", "reset", "-q", "--hard", "baseline")
-    pipeline_baseline.run("git", "clean", "-fdqX", "--", "data", "models", "metrics", "plots",
-                          "reports")
-    pipeline_baseline.run("checkout", "-f")
-    return pipeline_baseline
+    """``pipeline_baseline`` back at the baseline (``at_baseline``)."""
+    return at_baseline(pipeline_baseline)
+
+
+def review(repo: DvcRepo, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m scripts.review ARGS` in ``repo`` by the interpreter running the tests, with
+    the remote settings (DVC_REMOTE_*, AWS_*) in ``env`` alone, none of the caller's."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DVC_REMOTE_", "AWS_"))}
+    return subprocess.run([sys.executable, "-m", "scripts.review", *args], cwd=repo.path,
+                          env={**clean, **GIT_ENV, **env, "PYTHONPATH": str(repo.path)},
+                          capture_output=True, text=True)
 
 
 def stages_run(output: str) -> set[str]:
     """The stages a `dvc repro` / `dvc exp run` output says it ran."""
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+# The warning filters of a plain `python` (no -W, no PYTHONWARNINGS), most specific first.
+PYTHON_WARNING_FILTERS = [("default", DeprecationWarning, "__main__"),
+                          ("ignore", DeprecationWarning, ""),
+                          ("ignore", PendingDeprecationWarning, ""),
+                          ("ignore", ImportWarning, ""),
+                          ("ignore", ResourceWarning, "")]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in ``cwd``, run inside the test process: a stage's
+    ``__main__`` block as the interpreter runs it, without a new interpreter's seconds of
+    importing torch. Exit status and output are the interpreter's: ``sys.exit(text)`` prints
+    the text and exits 1, ``sys.exit(n)`` exits n, an uncaught exception prints its traceback
+    and exits 1; warnings are shown as a plain ``python`` shows them. The working directory,
+    ``sys.argv``, environment variables and the module itself are restored afterwards."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_cwd, saved_argv, saved_env = os.getcwd(), sys.argv, os.environ.copy()
+    imported = sys.modules.pop(module, None)  # runpy executes the module afresh either way
+    code: object = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = [module, *args]
+        with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+              warnings.catch_warnings()):
+            warnings.resetwarnings()
+            for action, category, where in PYTHON_WARNING_FILTERS:
+                warnings.filterwarnings(action, category=category, module=where, append=True)
+            warnings.showwarning = _show_warning   # to stderr as it happens, not to pytest
+            try:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            except SystemExit as exit_:
+                code = exit_.code
+            except Exception:
+                traceback.print_exc()
+                code = 1
+        if code is not None and not isinstance(code, int):
+            err.write(f"{code}\n")
+            code = 1
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        if imported is not None:
+            sys.modules[module] = imported
+    return subprocess.CompletedProcess(["python", "-m", module, *args], code or 0,
+                                       out.getvalue(), err.getvalue())
+
+
+# Fixtures that run `dvc`: a test using one must be marked `e2e`, or `-m "not e2e"` runs it.
+E2E_FIXTURES = ("dvc_repo", "module_dvc_repo", "pipeline_baseline")
+
+
+def unmarked_e2e(items: list[pytest.Item]) -> list[str]:
+    """One line for each test among ``items`` that uses an `E2E_FIXTURES` fixture without the
+    `e2e` mark."""
+    problems = []
+    for item in items:
+        used = [name for name in E2E_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if used and item.get_closest_marker("e2e") is None:
+            problems.append(f"{item.nodeid} uses the {used[0]} fixture, which runs `dvc`: "
+                            "mark it @pytest.mark.e2e")
+    return problems
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = unmarked_e2e(items)
+    if problems:
+        raise pytest.UsageError("\n".join(problems))

@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.boolean import (
     GUARANTEED_MARGIN,
@@ -193,7 +192,7 @@ def test_report_flags_a_printed_entry_that_the_networks_do_not_compute():
 
 
 def test_tables_loader_still_reads_the_file_with_question3():
-    from hw1.runs import load_report_values
+    from hw1.report_inputs import load_report_values
     values = load_report_values(REPORT_VALUES)
     assert {"data", "runs", "question3"} <= set(values)
 
@@ -246,9 +245,7 @@ def _run_stage(tmp_path: Path, params: dict, report_values: dict | None = None
     (tmp_path / "reports/report_values.yaml").write_text(
         REPORT_VALUES.read_text(encoding="utf-8") if report_values is None
         else yaml.safe_dump(report_values, allow_unicode=True), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "stages.boolean"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_module("stages.boolean", cwd=tmp_path)
 
 
 def test_stage_writes_report_figure_and_metrics(tmp_path):
@@ -298,3 +295,20 @@ def test_stage_exits_with_a_clear_message_when_question3_is_missing(tmp_path):
         "the report's printed Tables 7-9 under table7, table8 and table9")
     assert not (tmp_path / "metrics").exists()
     assert not (tmp_path / "reports/boolean.md").exists()
+
+
+def test_stage_fails_when_a_check_fails_after_writing_what_failed(tmp_path, monkeypatch):
+    from stages import boolean as boolean_stage
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"seed": 0, "boolean": {"max_d": 2, "perturbations": 2}}))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/report_values.yaml").write_text(REPORT_VALUES.read_text("utf-8"),
+                                                          "utf-8")
+    monkeypatch.chdir(tmp_path)
+    real = boolean_stage.metrics
+    monkeypatch.setattr(boolean_stage, "metrics", lambda study: {**real(study), "failures": 2})
+    with pytest.raises(SystemExit) as exit_:
+        boolean_stage.main()
+    assert exit_.value.code == "boolean failed: 2 checks failed; see reports/boolean.md"
+    assert json.loads((tmp_path / "metrics/boolean.json").read_text())["failures"] == 2
+    assert (tmp_path / "reports/boolean.md").is_file()

@@ -9,7 +9,8 @@ import yaml
 
 from hw1.claims import CLAIMS, check_claims, claims_metrics, render_claims
 from hw1.params import load_params
-from hw1.runs import ReportInputError, RunId, load_report_values
+from hw1.report_inputs import ReportInputError, load_report_values
+from hw1.runs import RunId
 from stages import tables as tables_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +53,8 @@ EXPECTED = {  # claim: (holds in k of the 3 seeds, the failing seeds), counted b
     "table6_dropout_best_test": (0, [1, 2, 3]),
 }
 DATA = {"source": "synthetic", "dataset": "synthetic (not OctMNIST)", "md5": "5e1f00d5",
-        "test_distribution": "train"}
+        "sizes": {"train": 975, "val": 108, "test": 1000},
+        "report_test": {"size": 529, "missing": None}}
 
 
 def fabricate(root: Path, seeds: tuple[int, ...] = SEEDS,
@@ -64,6 +66,7 @@ def fabricate(root: Path, seeds: tuple[int, ...] = SEEDS,
     for run in REPORT["runs"]:
         for seed in seeds:
             values = {"train_acc": 0.5, "val_acc": 0.5, "test_acc": 0.5, "best_val_acc": 0.5,
+                      "official_acc": 0.5, "official_auc": 0.5,
                       "best_epoch": 1, "epochs": 2, "train_seconds": 10.0, "data_source":
                       DATA["source"], **HOLDING.get(run, {}),
                       **per_seed.get(seed, {}).get(run, {})}
@@ -148,8 +151,8 @@ def test_a_missing_metric_names_the_file_the_claim_and_the_stage(tmp_path):
 def test_stage_writes_claims_markdown_and_metric(tmp_path, monkeypatch):
     fabricate(tmp_path)
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/report_values.yaml").write_text(
-        (REPO / "reports/report_values.yaml").read_text())
+    for name in ("report_values.yaml", "benchmark_values.yaml"):
+        (tmp_path / "reports" / name).write_text((REPO / "reports" / name).read_text())
     params = {**load_params(REPO / "params.yaml"), "seeds": list(SEEDS)}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)

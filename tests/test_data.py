@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import os
 import subprocess
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.data import (
     REAL_SIZES,
@@ -23,6 +22,7 @@ from hw1.data import (
     download,
     features,
     prepare,
+    report_test_shortfall,
     report_test_subset,
     synthetic_octmnist,
     validate_raw,
@@ -76,6 +76,7 @@ def _leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+@pytest.mark.e2e
 def test_download_writes_verified_file(server, tmp_path):
     out = tmp_path / "raw" / "octmnist.npz"
     assert download(f"{server}/octmnist.npz", PAYLOAD_MD5, out, log=_quiet) == "downloaded"
@@ -83,6 +84,7 @@ def test_download_writes_verified_file(server, tmp_path):
     assert _leftovers(out.parent) == ["octmnist.npz"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path, md5, reason", [
     ("/missing.npz", PAYLOAD_MD5, "HTTP error 404"),
     ("/octmnist.npz", "0" * 32, "MD5 mismatch"),
@@ -101,6 +103,7 @@ def test_failed_download_leaves_nothing_and_says_how_to_recover(server, tmp_path
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.e2e
 def test_transient_failures_are_retried_but_404_is_not(server, tmp_path):
     _Handler.hits.clear()
     for path in ("/dropped.npz", "/missing.npz"):
@@ -117,6 +120,7 @@ def test_unreachable_host_fails_with_message(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
     _Handler.hits.clear()
     out = tmp_path / "octmnist.npz"
@@ -125,6 +129,7 @@ def test_placed_file_with_right_md5_is_kept_without_download(server, tmp_path):
     assert _Handler.hits == {}
 
 
+@pytest.mark.e2e
 def test_placed_file_with_wrong_md5_is_rejected_and_replaced(server, tmp_path):
     out = tmp_path / "octmnist.npz"
     out.write_bytes(b"not the dataset")
@@ -281,9 +286,7 @@ def test_bad_file_gets_one_message_naming_file_and_member(tmp_path, case):
 
 def _run_stage(workdir: Path, stage: str, params: dict) -> subprocess.CompletedProcess:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_module(f"stages.{stage}", cwd=workdir)
 
 
 @pytest.mark.parametrize("stage", ["fetch", "prepare"])
@@ -303,8 +306,7 @@ def test_stage_fails_on_bad_file_with_message_and_no_output(tmp_path, case, stag
     make(bad)
     before = bad.read_bytes()
     proc = _run_stage(work, stage, {"seed": 0, "data": {
-        "source": "file", "path": str(bad), "test_distribution": "train",
-        "synthetic": {"scale": 0.01}}})
+        "source": "file", "path": str(bad), "synthetic": {"scale": 0.01}}})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"{stage} failed: {shown}")
@@ -327,11 +329,15 @@ def test_synthetic_is_seeded_and_shaped_like_octmnist():
     assert np.bincount(a["test_labels"].ravel()).tolist() == [250] * 4
 
 
-def test_synthetic_full_scale_sizes_and_class_mix():
-    data = synthetic_octmnist(0, 1.0)
+def test_synthetic_sizes_are_octmnists_times_the_scale_with_its_class_mix():
+    # OctMNIST's sizes, which scale 1 gives; a tenth of them (not all 97,477 training images,
+    # 0.6 GB of float64 on the way) for the class mix: 1 point is 2 standard errors of the
+    # largest class's share at this size
+    assert REAL_SIZES == {"train": 97477, "val": 10832, "test": 1000}
+    data = synthetic_octmnist(0, 0.1)
     assert {k: len(v) for k, v in data.items() if k.endswith("labels")} == {
-        "train_labels": 97477, "val_labels": 10832, "test_labels": 1000}
-    mix = np.bincount(data["train_labels"].ravel()) / 97477
+        "train_labels": 9748, "val_labels": 1083, "test_labels": 1000}
+    mix = np.bincount(data["train_labels"].ravel()) / 9748
     np.testing.assert_allclose(mix, [0.3445, 0.1058, 0.0790, 0.4707], atol=0.01)
 
 
@@ -344,9 +350,18 @@ def test_report_test_subset_takes_first_of_each_class_in_file_order():
     assert np.bincount(labels[keep]).tolist() == [2, 1, 1, 2]
 
 
-def test_report_test_subset_needs_enough_images_and_suggests_balanced():
-    with pytest.raises(DataError, match="test_distribution: balanced"):
-        report_test_subset(np.array([0, 1, 2, 3]))
+def test_report_test_subset_needs_enough_images_of_each_class_and_says_which():
+    labels = np.array([0] * 200 + [1] * 55 + [2] * 40 + [3] * 250)
+    expected = ("the test split has only 40 DRUSEN images; the report's test subset takes the "
+                "first 182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL")
+    assert report_test_shortfall(labels) == expected
+    assert report_test_shortfall(np.array([0, 1, 2, 3])) == (
+        "the test split has only 1 CNV, 1 DME, 1 DRUSEN, 1 NORMAL images; the report's test "
+        "subset takes the first 182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL")
+    assert report_test_shortfall(np.repeat(np.arange(4), 250)) is None
+    with pytest.raises(DataError) as err:
+        report_test_subset(labels)
+    assert str(err.value) == expected
 
 
 def test_features_divide_by_256_and_flatten():
@@ -356,28 +371,49 @@ def test_features_divide_by_256_and_flatten():
     assert x[0, 0] == np.float32(255 / 256)
 
 
-@pytest.mark.parametrize("distribution, n_test", [("train", sum(REPORT_TEST_COUNTS)),
-                                                   ("balanced", 1000)])
-def test_prepare_writes_splits_and_summary(tmp_path, distribution, n_test):
+def test_prepare_keeps_the_official_test_split_and_indexes_the_reports_subset(tmp_path):
     raw = tmp_path / "raw.npz"
     data = synthetic_octmnist(3, 0.01)
     np.savez(raw, **data)
-    summary = prepare(raw, tmp_path / "prepared.npz", distribution, source="synthetic")
-    assert summary["sizes"]["test"] == n_test
+    summary = prepare(raw, tmp_path / "prepared.npz", source="synthetic")
+    assert summary["sizes"]["test"] == 1000
+    assert summary["class_counts"]["test"] == {"CNV": 250, "DME": 250, "DRUSEN": 250,
+                                               "NORMAL": 250}
+    assert summary["report_test"] == {
+        "size": sum(REPORT_TEST_COUNTS), "missing": None,
+        "class_counts": dict(zip(("CNV", "DME", "DRUSEN", "NORMAL"), REPORT_TEST_COUNTS))}
     assert summary["dataset"] == "synthetic (not OctMNIST)"
     assert summary["md5"] == hashlib.md5(raw.read_bytes()).hexdigest()
     splits = load_prepared(tmp_path / "prepared.npz", bias=True)
     assert splits.x_train.shape == (len(data["train_labels"]), 785)
     assert splits.x_train.dtype == np.float32 and np.all(splits.x_train[:, -1] == 1)
-    assert len(splits.y_test) == n_test
-    assert splits.dataset == "synthetic (not OctMNIST)" and splits.test_distribution == distribution
-    if distribution == "train":
-        assert [summary["class_counts"]["test"][c] for c in ("CNV", "DME", "DRUSEN", "NORMAL")] \
-            == list(REPORT_TEST_COUNTS)
-        first = report_test_subset(data["test_labels"].ravel())
-        np.testing.assert_array_equal(splits.x_test[:, :784], features(data["test_images"][first]))
+    assert splits.dataset == "synthetic (not OctMNIST)" and splits.report_test_missing is None
+    # the official split whole, in file order; the report's subset as indices into it
+    np.testing.assert_array_equal(splits.x_test[:, :784], features(data["test_images"]))
+    np.testing.assert_array_equal(splits.y_test, data["test_labels"].ravel())
+    first = report_test_subset(data["test_labels"].ravel())
+    np.testing.assert_array_equal(splits.report_test, first)
+    assert splits.report_test.dtype == np.int64
+    assert np.bincount(splits.y_test[splits.report_test]).tolist() == list(REPORT_TEST_COUNTS)
+
+
+def test_prepare_of_a_file_without_the_reports_subset_records_why(tmp_path):
+    data = synthetic_octmnist(3, 0.01)
+    keep = np.flatnonzero(data["test_labels"].ravel() != 2)[:300]   # no DRUSEN, 300 images
+    data["test_images"], data["test_labels"] = data["test_images"][keep], data["test_labels"][keep]
+    raw = tmp_path / "mine.npz"
+    np.savez(raw, **data)
+    summary = prepare(raw, tmp_path / "prepared.npz", source="file")
+    reason = summary["report_test"]["missing"]
+    assert reason.startswith("the test split has only ")
+    assert "0 DRUSEN" in reason and "takes the first 182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL" \
+        in reason
+    assert summary["report_test"]["size"] == 0 and summary["sizes"]["test"] == 300
+    splits = load_prepared(tmp_path / "prepared.npz")
+    assert splits.report_test_missing == reason and splits.report_test.size == 0
+    assert len(splits.y_test) == 300
 
 
 def test_load_prepared_missing_file_says_which_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+    with pytest.raises(DataError, match=r"nope\.npz not found: run `dvc repro prepare` first"):
         load_prepared(tmp_path / "nope.npz")

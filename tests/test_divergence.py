@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from hw1.outputs import write_run
 from hw1.runs import RunId
 
@@ -21,7 +23,8 @@ def test_metrics_keep_the_last_three_finite_losses_by_epoch_and_plots_leave_inf_
     history = [{"epoch": e, "train_loss": loss, "val_loss": loss, "train_acc": 0.5,
                 "val_acc": 0.25} for e, loss in
                enumerate([1.5, 1.25, 3e12, 4.0e30, float("inf")], start=1)]
-    metrics = write_run(RunId.parse("q2/x"), 42, history, 0.3, 1.0, "tiny",
+    test = {"test_acc": 0.3, "test_auc": None, "official_acc": 0.25, "official_auc": None}
+    metrics = write_run(RunId.parse("q2/x"), 42, history, test, 1.0, "tiny",
                         diverged="training loss is inf", metrics_dir=tmp_path / "metrics",
                         plots_dir=tmp_path / "plots")
     text = (tmp_path / "metrics/seeds/q2/x/42.json").read_text()
@@ -42,6 +45,7 @@ def run_outputs(root: Path) -> dict[str, bytes]:
             and name not in ("metrics/summary.json", "metrics/claims.json")}
 
 
+@pytest.mark.e2e
 def test_diverging_run_is_flagged_in_metrics_and_tables_and_touches_no_other_run(
         pipeline_repo):
     dvc_repo = pipeline_repo   # the whole pipeline, committed

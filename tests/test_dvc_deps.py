@@ -2,6 +2,8 @@
 
 DVC re-runs a stage when a listed dep changes, so a missing file means an edit that silently
 re-runs nothing, and an extra one re-runs a stage for nothing (a table's title retraining runs).
+For the same reason no training stage imports a module that only draws the report: editing a
+table's wording or a figure's style must never retrain a model.
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("hw1", "stages")
+TRAINING_STAGES = ("train", "q1", "q2")
+# What only the tables, claims, figures and Question 3's report read.
+REPORTING = ("hw1/report_inputs.py", "hw1/tables.py", "hw1/claims.py", "hw1/figures.py",
+             "hw1/boolean_report.py")
 
 
 def module_file(module: str, root: Path = REPO) -> Path | None:
@@ -82,6 +88,13 @@ def mismatches(dvc_yaml: Path) -> list[str]:
     return problems
 
 
+def reporting_in_training(dvc_yaml: Path) -> list[str]:
+    """Each reporting module a training stage imports, directly or through another module."""
+    deps = stage_code_deps(dvc_yaml)
+    return [f"stage {name}: a training stage imports the reporting module {f}"
+            for name in TRAINING_STAGES for f in sorted(deps[name][1] & set(REPORTING))]
+
+
 def test_every_stage_lists_exactly_the_project_files_it_imports():
     assert mismatches(REPO / "dvc.yaml") == []
 
@@ -110,3 +123,45 @@ def test_imports_inside_functions_and_from_package_imports_count(tmp_path):
     (tmp_path / "hw1/c.py").write_text("")
     (tmp_path / "hw1/d.py").write_text("")
     assert closure(tmp_path / "hw1/a.py", tmp_path) == {"hw1/a.py", "hw1/b.py", "hw1/c.py"}
+
+
+def test_no_training_stage_imports_a_reporting_module():
+    assert reporting_in_training(REPO / "dvc.yaml") == []
+
+
+def _project(root: Path, modules: dict[str, str]) -> Path:
+    """A project of ``modules`` (path -> source) with the three training stages of dvc.yaml."""
+    for package in PACKAGES:
+        (root / package).mkdir()
+        (root / package / "__init__.py").write_text("")
+    for path, source in modules.items():
+        (root / path).write_text(source)
+    stages = {"train": "python -m stages.train_torch train 1",
+              "q1": "python -m stages.train_numpy q1.mlp 1",
+              "q2": "python -m stages.train_torch q2.ffn 1"}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(
+        {"stages": {name: {"cmd": cmd} for name, cmd in stages.items()}}))
+    return root / "dvc.yaml"
+
+
+def test_a_training_stage_importing_a_reporting_module_is_named(tmp_path):
+    dvc_yaml = _project(tmp_path, {
+        "stages/train_torch.py": "from hw1.runs import RunId\n",
+        "stages/train_numpy.py": "import hw1.outputs\n",
+        "hw1/runs.py": "def f():\n    from hw1.report_inputs import format_params\n",
+        "hw1/outputs.py": "from hw1 import tables\n",
+        "hw1/report_inputs.py": "", "hw1/tables.py": "from hw1.report_inputs import x\n"})
+    assert reporting_in_training(dvc_yaml) == [
+        "stage train: a training stage imports the reporting module hw1/report_inputs.py",
+        "stage q1: a training stage imports the reporting module hw1/report_inputs.py",
+        "stage q1: a training stage imports the reporting module hw1/tables.py",
+        "stage q2: a training stage imports the reporting module hw1/report_inputs.py"]
+
+
+def test_a_training_stage_importing_only_training_modules_passes(tmp_path):
+    dvc_yaml = _project(tmp_path, {
+        "stages/train_torch.py": "from hw1.runs import RunId\n",
+        "stages/train_numpy.py": "import hw1.runs\n",
+        "hw1/runs.py": "import numpy\n",
+        "hw1/report_inputs.py": "from hw1.runs import RunId\n"})
+    assert reporting_in_training(dvc_yaml) == []

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from conftest import stages_run
 
 from hw1.torch_models import build_model
+
+pytestmark = pytest.mark.e2e
 
 Q2_RUNS = ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3", "ffn_bs1024", "ffn_lr1",
            "ffn_lr1e-2", "ffn_lr1e-3", "ffn_bs256_e150", "ffn_bs256_e150_l2",

@@ -14,10 +14,13 @@ import pytest
 import yaml
 from conftest import DvcRepo, stages_run
 
+pytestmark = pytest.mark.e2e
+
 CHECKED = ["models/train/42.pt", "metrics/seeds/train/42.json", "plots/seeds/train/42.csv",
            "plots/train.csv", "models/q1/perceptron/42.npz", "models/q2/ffn_lr1/42.pt",
            "plots/q2/ffn_lr1.csv",
-           "metrics/summary.json", "reports/tables.md", "reports/figures/fig09_learning_rate.png"]
+           "metrics/summary.json", "reports/tables.md", "reports/tables/benchmark.csv",
+           "reports/figures/fig09_learning_rate.png"]
 
 
 def digests(root: Path, paths=CHECKED) -> dict[str, str]:

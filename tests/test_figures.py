@@ -25,14 +25,16 @@ from hw1.figures import (
 )
 from hw1.outputs import write_csv
 from hw1.params import load_params
-from hw1.runs import RunId, data_note, load_report_values, pipeline_runs
+from hw1.report_inputs import data_note, load_report_values
+from hw1.runs import RunId, pipeline_runs
 from stages import figures as figures_stage
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
 REPORT_DATA = load_report_values(REPO / "reports/report_values.yaml")["data"]
 SYNTHETIC = {"source": "synthetic", "dataset": "synthetic (not OctMNIST)", "md5": "5e1f00d5",
-             "test_distribution": "train"}
+             "sizes": {"train": 975, "val": 108, "test": 1000},
+             "report_test": {"size": 529, "missing": None}}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What each run logs, as the training stages write it (see hw1.outputs.write_run)
 ACC = ["epoch", "train_acc", "val_acc"]

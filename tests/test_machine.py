@@ -56,7 +56,7 @@ def test_a_run_too_big_for_the_machines_memory_is_refused_naming_the_key(no_cuda
 def test_the_data_a_run_holds_counts_and_names_the_data_key(no_cuda, monkeypatch):
     monkeypatch.setattr(machine, "memory_bytes", lambda: 256 << 20)  # a 256 MiB container
     with pytest.raises(ParamsError, match=r"^data\.source: run train needs about 6\d\d\.\d MiB "
-                                          r"of memory .*; data 617\.0 MiB\), more than the "
+                                          r"of memory .*; data 618\.4 MiB\), more than the "
                                           r"256\.0 MiB of this machine"):
         check(PARAMS)
     small = with_value("data.source", "synthetic")
@@ -73,7 +73,7 @@ def test_the_estimate_counts_adam_state_and_the_shuffle_buffer():
     part = "parameters, gradients and optimizer state"
     assert sgd[part] == (2 * n_params * 4, "train.hidden_size")
     assert adam[part] == (4 * n_params * 4, "train.hidden_size")
-    assert sgd["data"] == ((2 * 97477 + 10832 + 529) * 784 * 4, "data.source")
+    assert sgd["data"] == ((2 * 97477 + 10832 + 1000) * 784 * 4, "data.source")
 
 
 def test_machine_memory_is_the_physical_memory_or_a_lower_cgroup_limit():

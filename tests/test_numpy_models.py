@@ -3,20 +3,22 @@ the fast MLP against a plain per-example loop, and the `train_numpy` stage end t
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
-from hw1.numpy_models import MLP, LogisticRegression, Perceptron, from_params
-from hw1.splits import Splits, save_prepared
+from hw1.numpy_models import MLP, MODELS, RULES, LogisticRegression, Perceptron, from_params
+from hw1.params import ParamsError
+from hw1.scoring import softmax
+from hw1.splits import Splits, load_prepared, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,7 +108,7 @@ def separable_set(rng: np.random.Generator, n: int = 200) -> tuple[np.ndarray, n
 def test_perceptron_reaches_full_training_accuracy_on_separable_set():
     rng = np.random.default_rng(2)
     x, y = separable_set(rng)
-    history = Perceptron(epochs=30, n_classes=3).fit(x, y, rng)
+    history = Perceptron(epochs=30, n_classes=3).fit(x, y, rng).history_
     assert history[-1]["train_acc"] == 1.0
     assert set(history[-1]) == {"epoch", "train_acc"}
 
@@ -114,7 +116,7 @@ def test_perceptron_reaches_full_training_accuracy_on_separable_set():
 def test_logistic_regression_learns_a_linear_task_and_its_loss_falls():
     x, y = small_task(np.random.default_rng(9), n=300, d=6)
     model = LogisticRegression(epochs=10, lr=0.5)
-    history = model.fit(x, y, np.random.default_rng(0))
+    history = model.fit(x, y, np.random.default_rng(0)).history_
     assert history[-1]["train_acc"] >= 0.9
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert model.loss(x, y) < np.log(4) / 2
@@ -149,7 +151,7 @@ def test_mlp_learns_xor_that_perceptron_cannot():
     perceptron = Perceptron(epochs=50, n_classes=2)
     perceptron.fit(x_bias, y, rng)
     mlp = MLP(epochs=50, lr=0.05, hidden_size=16, init_mean=0.0, init_std=0.5, n_classes=2)
-    history = mlp.fit(x, y, rng)
+    history = mlp.fit(x, y, rng).history_
     assert perceptron.score(x_bias, y) <= 0.8
     assert mlp.score(x, y) == 1.0
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 4
@@ -172,7 +174,7 @@ def test_same_seed_gives_identical_run_and_another_seed_changes_it(make, columns
 
     def run(seed):
         model = make()
-        history = model.fit(x, y, np.random.default_rng(seed), validation=val)
+        history = model.fit(x, y, np.random.default_rng(seed), validation=val).history_
         return history, model.weights()
 
     first, second, other = run(7), run(7), run(8)
@@ -188,7 +190,7 @@ def test_logistic_regression_whose_loss_turns_nan_stops_quietly_and_is_flagged()
     model = LogisticRegression(epochs=3, lr=1e300)
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # no wall of overflow RuntimeWarnings
-        history = model.fit(x, y, np.random.default_rng(0), validation=(x, y))
+        history = model.fit(x, y, np.random.default_rng(0), validation=(x, y)).history_
         model.score(x, y)                # scoring the model as it stopped is quiet too
     assert model.diverged_ == "training loss is nan"
     assert [row["epoch"] for row in history] == [1] and math.isnan(history[0]["train_loss"])
@@ -207,7 +209,7 @@ def test_mlp_whose_weights_turn_non_finite_stops_at_that_epoch():
 
     x, y = small_task(np.random.default_rng(4))
     model = BlowsUpInEpoch2(epochs=5, lr=0.01, hidden_size=8)
-    history = model.fit(x, y, np.random.default_rng(0))
+    history = model.fit(x, y, np.random.default_rng(0)).history_
     assert model.diverged_ == "weights are not finite"
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(math.isfinite(row["train_loss"]) for row in history)
@@ -217,7 +219,7 @@ def test_mlp_whose_weights_turn_non_finite_stops_at_that_epoch():
 def test_runs_that_do_not_diverge_say_so():
     x, y = small_task(np.random.default_rng(4))
     for model in (Perceptron(epochs=2), LogisticRegression(epochs=2), MLP(epochs=2)):
-        assert len(model.fit(x, y, np.random.default_rng(0))) == 2
+        assert len(model.fit(x, y, np.random.default_rng(0)).history_) == 2
         assert model.diverged_ is None
 
 
@@ -288,6 +290,56 @@ def test_fit_rejects_labels_out_of_range():
         Perceptron().fit(np.zeros((2, 3)), np.array([0, 4]), np.random.default_rng(0))
 
 
+
+# ------------------------------------------------------------- scikit-learn's estimator contract
+
+MODEL_CLASSES = [Perceptron, LogisticRegression, MLP]
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_constructor_takes_keyword_arguments_only_and_only_stores_them(cls):
+    with pytest.raises(TypeError):
+        cls(3)
+    model = cls(epochs=0)            # invalid, but the constructor does not check
+    assert model.epochs == 0 and not hasattr(model, "history_")
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_fit_returns_the_model_with_its_history(cls):
+    x, y = small_task(np.random.default_rng(4))
+    if cls.bias_feature:
+        x = np.hstack([x, np.ones((len(x), 1), x.dtype)])
+    model = cls(epochs=2)
+    assert model.fit(x, y, np.random.default_rng(0), validation=(x, y)) is model
+    assert [row["epoch"] for row in model.history_] == [1, 2]
+    assert model.history_[-1]["train_acc"] == model.score(x, y)
+    assert model.history_[-1]["val_acc"] == model.score(x, y)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Perceptron(epochs=0), "Perceptron.epochs must be an integer >= 1, got 0"),
+    (lambda: LogisticRegression(lr=-0.1), "LogisticRegression.lr must be a finite number > 0, "
+                                          "got -0.1"),
+    (lambda: MLP(hidden_size=2.5), "MLP.hidden_size must be an integer >= 1, got 2.5"),
+    (lambda: MLP(init_std=0), "MLP.init_std must be a finite number > 0, got 0"),
+], ids=["perceptron_epochs", "logreg_lr", "mlp_hidden_size", "mlp_init_std"])
+def test_fit_rejects_a_hyperparameter_outside_its_constraints_naming_it(make, message):
+    x, y = small_task(np.random.default_rng(4))
+    model = make()
+    with pytest.raises(ParamsError) as err:
+        model.fit(x, y, np.random.default_rng(0))
+    assert str(err.value) == message
+    assert isinstance(err.value, ValueError)
+    assert not any(hasattr(model, a) for a in ("history_", "W_", "W1_"))  # checked first
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_the_constraints_fit_checks_are_the_ones_params_yaml_is_checked_against(cls):
+    name = next(n for n, c in MODELS.items() if c is cls)
+    assert RULES[name] is cls._parameter_constraints
+    assert set(cls._parameter_constraints) <= set(inspect.signature(cls).parameters)
+
+
 # --------------------------------------------------------------------------- the stage
 
 SMALL_Q1 = {
@@ -309,7 +361,7 @@ def stage_dir(tmp_path: Path) -> Path:
     (xtr, ytr), (xva, yva), (xte, yte) = split(120), split(40), split(30)
     save_prepared(tmp_path / "data/prepared/octmnist.npz",
                   Splits(xtr, ytr, xva, yva, xte, yte, dataset="synthetic (not OctMNIST)",
-                         md5="0" * 32, test_distribution="train"))
+                         md5="0" * 32, report_test=np.arange(10, 30)))
     write_params(tmp_path, SMALL_Q1)
     return tmp_path
 
@@ -319,9 +371,7 @@ def write_params(where: Path, q1: dict) -> None:
 
 
 def run_stage(where: Path, key: str, seed: str = "42") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "stages.train_numpy", key, seed], cwd=where,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return run_module("stages.train_numpy", key, seed, cwd=where)
 
 
 def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
@@ -335,7 +385,7 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
         metrics = json.loads((stage_dir / f"metrics/seeds/q1/{key}/42.json").read_text())
         assert metrics["epochs"] == 2
         assert metrics["data_source"] == "synthetic (not OctMNIST)"
-        assert 0 <= metrics["test_acc"] <= 1
+        assert_both_test_sets_scored(stage_dir, key, metrics)
         with open(stage_dir / f"plots/seeds/q1/{key}/42.csv") as fh:
             rows = list(csv.DictReader(fh))
         loss = ["train_loss"] if key == "mlp" else []
@@ -349,6 +399,28 @@ def test_stage_trains_and_writes_weights_plot_data_and_metrics(stage_dir):
     assert run_stage(stage_dir, "q1.perceptron").returncode == 0
     again = json.loads((stage_dir / "metrics/seeds/q1/perceptron/42.json").read_text())
     assert {**again, "train_seconds": 0} == {**metrics, "train_seconds": 0}
+
+
+def assert_both_test_sets_scored(stage_dir: Path, key: str, metrics: dict) -> None:
+    """The saved model's class scores on the prepared test split give the metrics' ACC and AUC
+    on both test sets: all 30 images, and the report's subset (images 10..29)."""
+    from medmnist.evaluator import getAUC
+
+    model = from_params(SMALL_Q1[key])
+    splits = load_prepared(stage_dir / "data/prepared/octmnist.npz", bias=model.bias_feature)
+    with np.load(stage_dir / f"models/q1/{key}/42.npz", allow_pickle=False) as npz:
+        for name in npz.files:
+            setattr(model, f"{name}_", npz[name])
+    scores = model.class_scores(splits.x_test)
+    probs = softmax(scores) if key != "perceptron" else scores
+    y = splits.y_test
+    for prefix, rows, n in (("official", slice(None), 30), ("test", slice(10, 30), 20)):
+        assert metrics[f"{prefix}_images"] == n and metrics[f"{prefix}_missing"] is None
+        assert metrics[f"{prefix}_acc"] == round(float(np.mean(
+            scores[rows].argmax(1) == y[rows])), 6)
+        assert metrics[f"{prefix}_auc"] == round(getAUC(y[rows], probs[rows], "multi-class"), 6)
+    assert metrics["auc_from"] == ("class scores (the perceptron has no probabilities)"
+                                   if key == "perceptron" else "softmax probabilities")
 
 
 def test_stage_flags_a_diverged_run_with_one_line_and_exits_0(stage_dir):
@@ -368,7 +440,11 @@ def test_stage_flags_a_diverged_run_with_one_line_and_exits_0(stage_dir):
     with open(stage_dir / "plots/seeds/q1/logreg/42.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["epoch"], r["train_loss"]) for r in rows] == [("1", "")]   # nan: empty cell
-    assert 0 <= metrics["test_acc"] <= 1
+    assert 0 <= metrics["test_acc"] <= 1 and 0 <= metrics["official_acc"] <= 1
+    # the diverged weights' scores are not finite: no AUC, and the reason beside it
+    assert metrics["official_auc"] is None and metrics["test_auc"] is None
+    assert metrics["official_missing"] == metrics["test_missing"] == \
+        "AUC undefined: the model's class scores are not finite"
 
 
 @pytest.mark.parametrize("key, q1, message", [
@@ -394,6 +470,7 @@ def test_stage_without_prepared_data_says_how_to_make_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
+@pytest.mark.e2e
 def test_dvc_repro_runs_a_q1_stage_then_finds_it_up_to_date(dvc_repo):
     stage = "q1@logreg_lr1e-3-42"
     first = dvc_repo.run("repro", stage)

@@ -3,13 +3,12 @@ the `check_params` stage that stops `dvc repro` before any output is deleted."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_module
 
 from hw1.data import DATA_RULES
 from hw1.params import ParamsError, load_params, validate_section
@@ -17,8 +16,7 @@ from stages.check_params import check
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
-DATA = {"source": "synthetic", "path": None, "test_distribution": "train",
-        "synthetic": {"scale": 0.5}}
+DATA = {"source": "synthetic", "path": None, "synthetic": {"scale": 0.5}}
 
 
 def with_value(dotted: str, value) -> dict:
@@ -105,9 +103,7 @@ def test_the_projects_params_are_valid():
 
 
 def run_check(where: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "stages.check_params"], cwd=where, env=env,
-                          capture_output=True, text=True)
+    return run_module("stages.check_params", cwd=where)
 
 
 def test_stage_writes_the_same_bytes_for_any_valid_params(tmp_path):
@@ -117,6 +113,20 @@ def test_stage_writes_the_same_bytes_for_any_valid_params(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("train.lr", 0.001)))
     assert run_check(tmp_path).returncode == 0
     assert (tmp_path / "data/params_checked.txt").read_bytes() == first
+
+
+@pytest.mark.parametrize("value", ["train", "balanced"])
+def test_test_distribution_is_no_key_and_the_message_says_both_sets_are_scored(tmp_path, value):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("data.test_distribution",
+                                                                    value)))
+    proc = run_check(tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "params.yaml is invalid: data.test_distribution is not a params key: every run scores "
+        "both test sets, the report's 529-image subset (test_acc, test_auc) and the official "
+        "1,000-image split (official_acc, official_auc); delete data.test_distribution from "
+        "params.yaml\n")
+    assert not (tmp_path / "data").exists()
 
 
 def test_stage_fails_with_one_line_and_writes_nothing(tmp_path):

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from medmnist import INFO
+
+pytestmark = pytest.mark.e2e
 
 
 def test_repro_prepares_synthetic_data_once(dvc_repo):
@@ -13,9 +16,11 @@ def test_repro_prepares_synthetic_data_once(dvc_repo):
     summary = json.loads((dvc_repo.path / "metrics/data.json").read_text())
     assert summary["source"] == "synthetic"
     assert summary["dataset"] == "synthetic (not OctMNIST)"
-    assert summary["sizes"] == {"train": 1950, "val": 217, "test": 529}
-    assert summary["class_counts"]["test"] == {"CNV": 182, "DME": 55, "DRUSEN": 42,
+    assert summary["sizes"] == {"train": 1950, "val": 217, "test": 1000}   # the official split
+    assert summary["class_counts"]["test"] == {"CNV": 250, "DME": 250, "DRUSEN": 250,
                                                "NORMAL": 250}
+    assert summary["report_test"] == {"size": 529, "missing": None, "class_counts": {
+        "CNV": 182, "DME": 55, "DRUSEN": 42, "NORMAL": 250}}
     assert (dvc_repo.path / "data/prepared/octmnist.npz").is_file()
     # outputs are ignored by git up front (metrics/data.json is DVC-cached): git sees dvc.lock
     status = dvc_repo.run("git", "status", "--porcelain").stdout.split("\n")

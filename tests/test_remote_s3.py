@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
 pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")
 
-from conftest import DvcRepo, stages_run  # noqa: E402
+from conftest import DvcRepo, review, stages_run  # noqa: E402
 from moto.core.authorization import enable_iam_authentication  # noqa: E402
 from s3_server import REGION, S3Store  # noqa: E402
 
@@ -117,12 +119,18 @@ def test_a_fresh_clone_restores_the_baseline_and_a_branch_reruns_only_its_change
     params["q2"]["ffn_lr1"]["lr"] = 0.5
     c.write_params(params)
     c.commit("q2.ffn_lr1.lr: 0.5")
-    # as scripts/review.sh does: restore what the remote holds, then reproduce (the figures and
-    # tables read every run's per-seed curves and metrics, so those come from the remote too)
-    c.run("pull", "--allow-missing")
-    changed = c.run("repro")
-    assert stages_run(changed.stdout) == {"check_params", "q2@ffn_lr1-42", "figures", "tables"}, \
-        changed.stdout
+    # the review as CI runs it, the remote from the environment: it restores what the remote
+    # holds, then reproduces (the figures and tables read every run's per-seed curves and
+    # metrics, so those come from the remote too), and leaves .dvc/config.local as it was
+    config = (c.path / ".dvc/config.local").read_text()
+    keys = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    changed = review(c, "pr", DVC_REMOTE_URL=REMOTE_URL, DVC_REMOTE_ENDPOINT=store.endpoint,
+                     **keys)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    ran = {"check_params", "q2@ffn_lr1-42", "figures", "tables"}
+    assert stages_run(changed.stdout) == ran, changed.stdout
+    assert f"**Stages:** {len(ran)} reproduced, " in (c.path / "review.md").read_text()
+    assert (c.path / ".dvc/config.local").read_text() == config
     # every other run restored, not retrained: its files are the baseline's, byte for byte
     def other_runs(repo: DvcRepo) -> dict[str, bytes]:
         return {k: v for k, v in cached_outputs(repo).items()

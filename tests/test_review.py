@@ -9,7 +9,10 @@ import json
 import re
 import time
 
+import pytest
 from conftest import stages_run
+
+pytestmark = pytest.mark.e2e
 
 FIGURES = ["fig01_perceptron", "fig02_logreg_lr1e-2", "fig03_logreg_lr1e-3",
            "fig04_mlp_accuracy", "fig05_mlp_loss", "fig06_mlp_loss_log", "fig07_logreg_torch",
@@ -29,7 +32,8 @@ def test_review_workflow_on_the_whole_pipeline(pipeline_repo):
     tables_md = (dvc_repo.path / "reports/tables.md").read_text()
     assert "synthetic stand-in, not comparable to the report" in tables_md
     summary = json.loads((dvc_repo.path / "metrics/summary.json").read_text())
-    assert len(summary) == 15 and set(summary["q2_ffn_lr1e-2"]) == {"test", "val", "best_val"}
+    assert len(summary) == 15 and set(summary["q2_ffn_lr1e-2"]) == {
+        "test", "val", "best_val", "official_acc", "official_auc"}
     assert json.loads((dvc_repo.path / "metrics/boolean.json").read_text())["failures"] == 0
     assert "Running stage" not in dvc_repo.run("repro").stdout
     dvc_repo.run("git", "checkout", "-q", "-b", "review")   # a branch; main stays the baseline
@@ -82,7 +86,8 @@ def test_review_workflow_on_the_whole_pipeline(pipeline_repo):
     shown = dvc_repo.run("exp", "show", "--csv").stdout
     header, *rows = shown.strip().splitlines()
     columns = header.split(",")
-    assert {"train.lr", "train.val", "train.test"} <= set(columns)
+    assert {"train.lr", "train.val", "train.test", "train.official_acc",
+            "train.official_auc"} <= set(columns)
     experiments = [dict(zip(columns, line.split(","))) for line in rows]
     swept = {float(e["train.lr"]): e for e in experiments if e["Experiment"]}
     assert set(swept) == {1.0, 0.01}

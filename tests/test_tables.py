@@ -5,19 +5,27 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import run_module
 
+from hw1.claims import check_claims, claims_metrics, render_claims
 from hw1.outputs import write_csv
 from hw1.params import ParamsError, load_params
-from hw1.runs import ReportInputError, RunId, load_report_values
-from hw1.tables import TABLES, build_tables, params_mismatch, render_markdown, summary
+from hw1.report_inputs import ReportInputError, load_report_values
+from hw1.runs import RunId
+from hw1.tables import (
+    TABLES,
+    benchmark_table,
+    build_tables,
+    load_benchmark_values,
+    params_mismatch,
+    render_markdown,
+    summary,
+)
 from stages import tables as tables_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,10 +34,12 @@ REPORT = load_report_values(REPO / "reports/report_values.yaml")
 # file's `seeds`)
 PARAMS = {**load_params(REPO / "params.yaml"), "seeds": [42]}
 RUNS = [RunId.parse(run) for run in REPORT["runs"]]
+TEST_SETS = {"sizes": {"train": 97477, "val": 10832, "test": 1000},
+             "report_test": {"size": 529, "missing": None}}
 SYNTHETIC = {"source": "synthetic", "dataset": "synthetic (not OctMNIST)", "md5": "5e1f00d5",
-             "test_distribution": "train"}
+             **TEST_SETS}
 OCTMNIST = {"source": "medmnist", "dataset": "OctMNIST", "md5": "c68d92d5b585d8d81f7112f81e2d0842",
-            "test_distribution": "train"}
+            **TEST_SETS}
 
 
 def fabricate_metrics(root: Path, data: dict, overrides: dict | None = None,
@@ -41,6 +51,7 @@ def fabricate_metrics(root: Path, data: dict, overrides: dict | None = None,
     for run in REPORT["runs"]:
         for seed in seeds:
             values = {"train_acc": 0.5, "val_acc": 0.5, "test_acc": 0.5, "best_val_acc": 0.5,
+                      "official_acc": 0.5, "official_auc": 0.5, "auc_from": "softmax probabilities",
                       "best_epoch": 1, "epochs": 2, "train_seconds": 10.0,
                       "data_source": data["source"], **overrides.get(run, {}),
                       **overrides.get((run, seed), {})}
@@ -54,8 +65,8 @@ def fabricate_metrics(root: Path, data: dict, overrides: dict | None = None,
 def project(root: Path, seeds: tuple[int, ...] = (42,)) -> None:
     """The stage's inputs other than metrics: the report's values and params.yaml."""
     (root / "reports").mkdir()
-    (root / "reports/report_values.yaml").write_text(
-        (REPO / "reports/report_values.yaml").read_text())
+    for name in ("report_values.yaml", "benchmark_values.yaml"):
+        (root / "reports" / name).write_text((REPO / "reports" / name).read_text())
     (root / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "seeds": list(seeds)}))
 
 
@@ -155,22 +166,20 @@ def test_synthetic_data_is_labelled_not_comparable_in_every_table(tmp_path):
     tables = build_tables(PARAMS, REPORT, SYNTHETIC, metrics)
     assert len(tables) == 6
     for tbl in tables:
-        assert tbl.notes[0].startswith("Data: synthetic stand-in, not comparable to the report")
-        assert "test distribution 'train'" in tbl.notes[0]
+        assert tbl.notes[0] == (
+            "Data: synthetic stand-in, not comparable to the report (MD5 5e1f00d5); test sets: "
+            "the report's subset (529 images, class mix of the training set: test acc.) and the "
+            "official split (1,000 images: ACC, AUC).")
     assert render_markdown(tables).count("synthetic stand-in, not comparable") == 6
 
 
-def test_octmnist_data_is_named_with_its_md5_and_test_distribution(tmp_path):
+def test_octmnist_data_is_named_with_its_md5_and_test_sets(tmp_path):
     metrics = fabricate_metrics(tmp_path, OCTMNIST)
     tables = build_tables(PARAMS, REPORT, OCTMNIST, metrics)
     for tbl in tables:
-        assert tbl.notes[0].startswith(f"Data: OctMNIST (MD5 {OCTMNIST['md5']})")
+        assert tbl.notes[0].startswith(f"Data: OctMNIST (MD5 {OCTMNIST['md5']}); test sets: "
+                                       f"the report's subset (529 images")
         assert "not comparable" not in tbl.notes[0]
-
-    balanced = {**OCTMNIST, "test_distribution": "balanced"}
-    note = build_tables(PARAMS, REPORT, balanced, metrics)[0].notes[0]
-    assert "test distribution 'balanced' (all 1,000 test images)" in note
-    assert "test accuracies are not comparable" in note
 
 
 def test_run_trained_on_other_data_than_data_json_is_flagged(tmp_path):
@@ -182,7 +191,9 @@ def test_run_trained_on_other_data_than_data_json_is_flagged(tmp_path):
 
 
 DIVERGED = {"diverged": True, "diverged_epoch": 3, "diverged_reason": "training loss is nan",
-            "last_finite_losses": {"1": 1.3, "2": 2.5e11}, "epochs": 3, "test_acc": 0.344}
+            "last_finite_losses": {"1": 1.3, "2": 2.5e11}, "epochs": 3, "test_acc": 0.344,
+            "official_auc": None,
+            "official_missing": "AUC undefined: the model's class scores are not finite"}
 
 
 def test_diverged_run_is_marked_and_every_row_is_still_written(tmp_path):
@@ -219,11 +230,12 @@ def test_metrics_file_without_a_metric_names_it(tmp_path):
 
 
 def test_summary_holds_headline_numbers_per_run_under_short_keys(tmp_path):
-    metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q1/mlp": {"test_acc": 0.123456,
-                                                                 "best_val_acc": 0.7}})
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q1/mlp": {
+        "test_acc": 0.123456, "best_val_acc": 0.7, "official_acc": 0.25, "official_auc": 0.61237}})
     got = summary(RUNS, [42], metrics)
     assert set(got) == {run.replace("/", "_") for run in REPORT["runs"]}
-    assert got["q1_mlp"] == {"test": 0.1235, "val": 0.5, "best_val": 0.7}
+    assert got["q1_mlp"] == {"test": 0.1235, "val": 0.5, "best_val": 0.7, "official_acc": 0.25,
+                             "official_auc": 0.6124}
 
 
 def test_summary_flags_only_a_diverged_run(tmp_path):
@@ -232,9 +244,9 @@ def test_summary_flags_only_a_diverged_run(tmp_path):
     metrics = fabricate_metrics(tmp_path, SYNTHETIC, {"q2/ffn_lr1": DIVERGED,
                                                       "train": not_diverged})
     got = summary(RUNS, [42], metrics)
-    assert got["q2_ffn_lr1"] == {"test": 0.344, "val": 0.5, "best_val": 0.5, "diverged": True}
-    assert [run for run, values in got.items() if set(values) != {"test", "val", "best_val"}] \
-        == ["q2_ffn_lr1"]
+    assert got["q2_ffn_lr1"] == {"test": 0.344, "val": 0.5, "best_val": 0.5,
+                                 "official_acc": 0.5, "official_auc": None, "diverged": True}
+    assert [run for run, values in got.items() if "diverged" in values] == ["q2_ffn_lr1"]
 
 
 def test_stage_writes_markdown_csv_per_table_and_summary(tmp_path, monkeypatch):
@@ -245,19 +257,17 @@ def test_stage_writes_markdown_csv_per_table_and_summary(tmp_path, monkeypatch):
 
     markdown = (tmp_path / "reports/tables.md").read_text()
     headings = [line.split(":")[0] for line in markdown.splitlines() if line.startswith("## ")]
-    assert headings == [f"## Table {n}" for n in range(1, 7)]
-    for n in range(1, 7):
-        with open(tmp_path / f"reports/tables/table{n}.csv", newline="") as fh:
-            assert list(csv.DictReader(fh)), f"table{n}.csv is empty"
+    assert headings == [f"## Table {n}" for n in range(1, 7)] + ["## Benchmark"]
+    for name in [f"table{n}" for n in range(1, 7)] + ["benchmark"]:
+        with open(tmp_path / f"reports/tables/{name}.csv", newline="") as fh:
+            assert list(csv.DictReader(fh)), f"{name}.csv is empty"
     assert json.loads((tmp_path / "metrics/summary.json").read_text())["train"] == \
-        {"test": 0.5, "val": 0.5, "best_val": 0.5}
+        {"test": 0.5, "val": 0.5, "best_val": 0.5, "official_acc": 0.5, "official_auc": 0.5}
 
 
 def test_stage_fails_with_a_clear_message_when_metrics_are_missing(tmp_path):
     project(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "stages.tables"], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True)
+    proc = run_module("stages.tables", cwd=tmp_path)
     assert proc.returncode == 1
     assert "tables failed: metrics/data.json not found" in proc.stderr
     assert "dvc repro prepare" in proc.stderr
@@ -311,8 +321,10 @@ def test_one_seed_gives_every_cell_csv_column_and_summary_entry_of_a_single_run(
 
     got = summary([RunId.parse("train"), RunId.parse("q2/ffn_lr1")], [42], metrics)
     assert json.dumps(got) == json.dumps({
-        "train": {"test": 0.7654, "val": 0.8001, "best_val": 0.8123},
-        "q2_ffn_lr1": {"test": 0.344, "val": 0.5, "best_val": 0.5, "diverged": True}})
+        "train": {"test": 0.7654, "val": 0.8001, "best_val": 0.8123, "official_acc": 0.5,
+                  "official_auc": 0.5},
+        "q2_ffn_lr1": {"test": 0.344, "val": 0.5, "best_val": 0.5, "official_acc": 0.5,
+                       "official_auc": None, "diverged": True}})
 
 
 def test_the_seed_number_alone_changes_nothing_in_the_tables(tmp_path):
@@ -370,8 +382,9 @@ def test_several_seeds_give_numpys_mean_and_sample_sd_and_where_the_report_falls
     assert "mean ± sample sd (n) over seeds 42, 7, 9" in render_markdown(tables)
 
     got = summary([RunId.parse("q1/mlp")], list(SEEDS), metrics)["q1_mlp"]
-    assert got == {"test": round(mean, 4), "val": 0.5, "best_val": 0.5,
-                   "test_sd": round(sd, 4), "val_sd": 0.0, "best_val_sd": 0.0, "n": 3}
+    assert got == {"test": round(mean, 4), "val": 0.5, "best_val": 0.5, "official_acc": 0.5,
+                   "official_auc": 0.5, "test_sd": round(sd, 4), "val_sd": 0.0,
+                   "best_val_sd": 0.0, "official_acc_sd": 0.0, "official_auc_sd": 0.0, "n": 3}
 
 
 def test_bold_marks_the_best_mean_not_the_best_single_seed(tmp_path):
@@ -424,3 +437,147 @@ def test_invalid_seeds_name_the_params_key(tmp_path):
     with pytest.raises(ParamsError, match=r"seeds must be a non-empty list of distinct "
                                           r"integers >= 0, got \[42, 42\]"):
         build_tables({**PARAMS, "seeds": [42, 42]}, REPORT, SYNTHETIC, metrics)
+
+
+# --- the benchmark table ----------------------------------------------------------------------
+
+BENCHMARK = load_benchmark_values(REPO / "reports/benchmark_values.yaml")
+
+
+def test_benchmark_values_name_their_source_protocol_and_models():
+    assert BENCHMARK["dataset"] == "OctMNIST" and BENCHMARK["auc_from"] == "softmax probabilities"
+    assert "Scientific Data 10, 41 (2023)" in BENCHMARK["source"]
+    assert "best validation AUC" in BENCHMARK["protocol"]
+    assert {m["name"]: (m["auc"], m["acc"]) for m in BENCHMARK["models"]} == {
+        "ResNet-18 (28)": (0.943, 0.743), "ResNet-18 (224)": (0.958, 0.763),
+        "ResNet-50 (28)": (0.952, 0.762), "ResNet-50 (224)": (0.958, 0.776),
+        "auto-sklearn": (0.887, 0.601), "AutoKeras": (0.955, 0.763),
+        "Google AutoML Vision": (0.963, 0.771)}
+
+
+def test_benchmark_table_puts_the_benchmarks_rows_above_every_runs_official_acc_and_auc(
+        tmp_path):
+    metrics = fabricate_metrics(tmp_path, OCTMNIST, {
+        "q1/mlp": {"official_acc": 0.71234, "official_auc": 0.91},
+        "q1/perceptron": {"auc_from": "class scores (the perceptron has no probabilities)"}})
+    tbl = benchmark_table(PARAMS, BENCHMARK, REPORT, OCTMNIST, metrics)
+    assert tbl.heading == ("Benchmark: ACC and AUC on the official test split, beside the "
+                           "MedMNIST v2 benchmark") and tbl.csv_name == "benchmark.csv"
+    n = len(BENCHMARK["models"])
+    assert [r["source"] for r in tbl.csv_rows] == ["benchmark"] * n + ["reproduced"] * len(RUNS)
+    assert tbl.cells[0] == ["ResNet-18 (28)", "MedMNIST v2 (benchmark)", "—", "0.743", "0.943",
+                            "—"]
+    assert {r["run"] for r in tbl.csv_rows[n:]} == set(REPORT["runs"])
+    mlp = next(c for c in tbl.cells if c[1] == "`q1/mlp`")
+    assert mlp == ["mlp", "`q1/mlp`", "epochs=20, lr=0.001, hidden_size=200, init_mean=0.1, "
+                   "init_std=0.1", "0.7123", "0.9100", "—"]
+    assert row(tbl, "q1/mlp")["acc"] == 0.71234 and row(tbl, "q1/mlp")["auc"] == 0.91
+    assert row(tbl, "q1/perceptron")["note"] == (
+        "AUC from class scores (the perceptron has no probabilities), not softmax probabilities")
+    # the data named as in every table, then the benchmark's source and protocol in one line
+    assert tbl.notes[0].startswith(f"Data: OctMNIST (MD5 {OCTMNIST['md5']})")
+    assert tbl.notes[1] == f"Benchmark: {BENCHMARK['source']}; {BENCHMARK['test_set']}."
+    assert tbl.notes[2] == f"Benchmark protocol: {BENCHMARK['protocol']}"
+    assert "\n" not in tbl.notes[2]
+    assert tbl.notes[3].startswith("Reproduced: each run as params.yaml trains it (the report's "
+                                   "protocol), its model after the last epoch scored on the "
+                                   "whole official test split (1,000 images)")
+    markdown = render_markdown([tbl])
+    assert "Scientific Data 10, 41 (2023)" in markdown and "Benchmark protocol: ResNets" in markdown
+
+
+def test_benchmark_table_on_synthetic_data_says_it_is_not_octmnist(tmp_path):
+    metrics = fabricate_metrics(tmp_path, SYNTHETIC)
+    tbl = benchmark_table(PARAMS, BENCHMARK, REPORT, SYNTHETIC, metrics)
+    assert tbl.notes[0].startswith("Data: synthetic stand-in, not comparable to the report")
+    assert tbl.notes[1] == "Not OctMNIST: the reproduced rows cannot be compared with the " \
+                           "benchmark's."
+
+
+def test_benchmark_table_over_several_seeds_gives_mean_and_sd(tmp_path):
+    overrides = {("train", seed): {"official_acc": acc, "official_auc": auc}
+                 for seed, acc, auc in ((42, 0.70, 0.90), (7, 0.72, 0.91), (9, 0.74, 0.95))}
+    metrics = fabricate_metrics(tmp_path, OCTMNIST, overrides, seeds=SEEDS)
+    tbl = benchmark_table({**PARAMS, "seeds": list(SEEDS)}, BENCHMARK, REPORT, OCTMNIST, metrics)
+    acc_sd, auc_sd = np.std([0.70, 0.72, 0.74], ddof=1), np.std([0.90, 0.91, 0.95], ddof=1)
+    got = row(tbl, "train")
+    assert got["acc"] == pytest.approx(0.72) and got["acc_sd"] == pytest.approx(acc_sd)
+    assert got["auc_seeds"] == "0.9;0.91;0.95" and got["n"] == 3
+    cells = next(c for c in tbl.cells if c[1] == "`train`")
+    assert cells[3:5] == [f"0.7200 ± {acc_sd:.4f} (3)", f"{np.mean([0.9, 0.91, 0.95]):.4f} ± "
+                                                        f"{auc_sd:.4f} (3)"]
+    benchmark_row = tbl.csv_rows[0]
+    assert list(benchmark_row) == list(got) and benchmark_row["n"] is None
+    assert "mean ± sample sd (n) over seeds 42, 7, 9" in render_markdown([tbl])
+
+
+def test_benchmark_table_shows_a_missing_auc_with_its_reason(tmp_path):
+    metrics = fabricate_metrics(tmp_path, OCTMNIST, {"q2/ffn_lr1": DIVERGED})
+    tbl = benchmark_table(PARAMS, BENCHMARK, REPORT, OCTMNIST, metrics)
+    cells = next(c for c in tbl.cells if c[1] == "`q2/ffn_lr1`")
+    assert cells[3:5] == ["0.5000", "—"]
+    assert cells[5] == ("diverged at epoch 3 (training loss is nan); AUC not measured: AUC "
+                        "undefined: the model's class scores are not finite")
+    assert row(tbl, "q2/ffn_lr1")["auc"] is None
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "not found: it holds the MedMNIST v2 benchmark's values"),
+    ("models: [\n", "is not valid YAML"),
+    ("models: []\n", "must give dataset, source, protocol, test_set, auc_from as text"),
+    (yaml.safe_dump({**BENCHMARK, "models": [{"name": "x", "acc": "high"}]}),
+     "models must be a list of entries with name, acc, auc"),
+])
+def test_bad_benchmark_values_file_is_named(tmp_path, text, message):
+    path = tmp_path / "benchmark_values.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ReportInputError, match=message):
+        load_benchmark_values(path)
+
+
+# --- data without the report's test subset ----------------------------------------------------
+
+MISSING = ("the test split has only 30 DRUSEN images; the report's test subset takes the first "
+           "182 CNV, 55 DME, 42 DRUSEN, 250 NORMAL")
+NO_SUBSET = {"source": "file", "dataset": "file (not OctMNIST)", "md5": "ab12",
+             "sizes": {"train": 97477, "val": 10832, "test": 900},
+             "report_test": {"size": 0, "class_counts": None, "missing": MISSING}}
+NO_SUBSET_METRICS = {"test_acc": None, "test_auc": None, "test_images": 0,
+                     "test_missing": MISSING}
+
+
+def test_without_the_reports_subset_the_tables_show_its_values_missing_and_why(tmp_path,
+                                                                                monkeypatch):
+    metrics = fabricate_metrics(tmp_path, NO_SUBSET, {run: NO_SUBSET_METRICS
+                                                      for run in REPORT["runs"]})
+    tables = build_tables(PARAMS, REPORT, NO_SUBSET, metrics)
+    t1 = table(tables, 1)
+    assert t1.notes[0] == (
+        "Data: file stand-in, not comparable to the report (MD5 ab12); test sets: the official "
+        f"split (900 images: ACC, AUC); the report's subset is missing ({MISSING}), so its "
+        "test accuracies are not measured.")
+    assert t1.cells[0][3:] == ["0.3422", "—", "—", f"Test acc. not measured: {MISSING}"]
+    assert row(t1, "q1/perceptron")["test_acc_reproduced"] is None
+    assert row(t1, "q1/perceptron")["test_acc_diff"] is None
+    t5 = table(tables, 5)   # the validation columns are there as ever
+    assert row(t5, "train")["best_val_acc_reproduced"] == 0.5
+    assert summary([RunId.parse("q1/mlp")], [42], metrics)["q1_mlp"] == {
+        "test": None, "val": 0.5, "best_val": 0.5, "official_acc": 0.5, "official_auc": 0.5}
+    claims = {r.claim.id: r for r in check_claims([42], metrics)}
+    assert claims["q1_order"].holds == 0 and claims["q1_order"].unchecked == {
+        42: f"test_acc of q1/mlp not measured ({MISSING}); test_acc of q1/logreg_lr1e-2 not "
+            f"measured ({MISSING}); test_acc of q1/logreg_lr1e-3 not measured ({MISSING}); "
+            f"test_acc of q1/perceptron not measured ({MISSING})"}
+    assert claims["table2_lr1e-2_best"].unchecked == {}   # validation accuracy only
+    text = render_claims(list(claims.values()), "Data: x.")
+    assert "| 0 of 1 seed (1 unchecked) | — |" in text
+    assert "## Where a claim could not be checked" in text
+    assert claims_metrics(list(claims.values()))["q1_order"] == {"holds": 0, "seeds": 1,
+                                                                 "unchecked": 1}
+    # and the tables stage writes every table
+    project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    tables_stage.main()
+    assert "Test acc. not measured" in (tmp_path / "reports/tables.md").read_text()
+    assert json.loads((tmp_path / "metrics/summary.json").read_text())["train"]["test"] is None

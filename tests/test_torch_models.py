@@ -4,9 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import run_module
 from torch import nn
 
 from hw1.params import ParamsError
-from hw1.splits import Splits, save_prepared
+from hw1.splits import DataError, Splits, save_prepared
 from hw1.torch_models import FeedforwardNetwork, LogisticRegression, build_model, parameter_count
 from hw1.torch_training import (
     EpochBatches,
@@ -55,7 +53,7 @@ def tiny_splits(n_train: int = 96, seed: int = 0) -> Splits:
         return x, y.astype(np.int64)
 
     return Splits(*split(n_train), *split(40), *split(40), dataset="tiny (test)", md5="0" * 32,
-                  test_distribution="train")
+                  report_test=np.arange(0, 40, 2))
 
 
 def weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -151,7 +149,8 @@ def test_history_has_one_row_per_epoch_with_the_plot_columns():
     assert list(result.history[0]) == ["epoch", "train_loss", "val_loss", "train_acc",
                                        "val_acc"]
     assert all(0 <= row["val_acc"] <= 1 and row["val_loss"] > 0 for row in result.history)
-    assert 0 <= result.test_acc <= 1 and result.train_seconds > 0 and result.device == "cpu"
+    assert result.test_scores.shape == (40, 4) and result.test_scores.dtype == np.float32
+    assert result.train_seconds > 0 and result.device == "cpu"
 
 
 def replay_train_acc(cfg: dict, seed: int,
@@ -200,7 +199,7 @@ def test_training_is_deterministic_on_cpu():
     model_a, a = train(cfg, seed=11)
     model_b, b = train(cfg, seed=11)
     model_c, c = train(cfg, seed=12)
-    assert a.history == b.history and a.test_acc == b.test_acc
+    assert a.history == b.history and np.array_equal(a.test_scores, b.test_scores)
     assert same_weights(weights(model_a), weights(model_b))
     assert a.history != c.history
 
@@ -232,7 +231,7 @@ def test_a_run_whose_loss_turns_nan_stops_at_that_epoch():
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     losses = [row["train_loss"] for row in result.history]
     assert all(math.isfinite(v) for v in losses[:2]) and math.isnan(losses[2])
-    assert 0 <= result.test_acc <= 1   # measured on the model as it stopped
+    assert result.test_scores.shape == (40, 4)   # the model as it stopped
     _, healthy = train(FFN)
     assert healthy.diverged is None
 
@@ -279,8 +278,8 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
 
     metrics = json.loads((tmp_path / "metrics/seeds/q2/tiny/42.json").read_text())
     assert metrics["epochs"] == 3 and metrics["data_source"] == "tiny (test)"
-    assert set(metrics) >= {"train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch",
-                            "train_seconds"}
+    assert set(metrics) >= {"train_acc", "val_acc", "test_acc", "test_auc", "official_acc",
+                            "official_auc", "best_val_acc", "best_epoch", "train_seconds"}
     rows = (tmp_path / "plots/seeds/q2/tiny/42.csv").read_text().splitlines()
     assert rows[0] == "epoch,train_loss,val_loss,train_acc,val_acc" and len(rows) == 4
     assert metrics["diverged"] is False and metrics["diverged_epoch"] is None
@@ -290,9 +289,7 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
     state = torch.load(tmp_path / "models/q2/tiny/42.pt", weights_only=True)
     model = build_model(FFN, seed=0)
     model.load_state_dict(state)
-    data = tiny_splits()
-    _, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
-    assert test_acc == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert_both_test_sets_scored(model, metrics)
 
     # same params and seed: identical metrics (all but the wall time)
     first = {k: v for k, v in metrics.items() if k != "train_seconds"}
@@ -301,6 +298,25 @@ def test_stage_writes_model_metrics_and_plot(tmp_path, monkeypatch):
     again = json.loads((tmp_path / "metrics/seeds/q2/tiny/42.json").read_text())
     assert {k: v for k, v in again.items() if k != "train_seconds"} == first
     assert (tmp_path / "plots/seeds/q2/tiny/42.csv").read_text() == first_plot
+
+
+def assert_both_test_sets_scored(model: nn.Module, metrics: dict) -> None:
+    """The saved model gives the metrics' ACC (as ``evaluate`` counts it) and AUC (medmnist's
+    evaluator on softmax probabilities) on all 40 test images and the report's subset (the
+    even-numbered 20)."""
+    from medmnist.evaluator import getAUC
+
+    data = tiny_splits()
+    for prefix, rows, n in (("official", slice(None), 40), ("test", data.report_test, 20)):
+        x, y = torch.from_numpy(data.x_test[rows]), torch.from_numpy(data.y_test[rows])
+        _, acc = evaluate(model, x, y)
+        with torch.no_grad():
+            probs = torch.softmax(model.eval()(x).double(), dim=1).numpy()
+        assert metrics[f"{prefix}_images"] == n and metrics[f"{prefix}_missing"] is None
+        assert metrics[f"{prefix}_acc"] == pytest.approx(acc, abs=1e-6)
+        assert metrics[f"{prefix}_auc"] == pytest.approx(getAUC(y.numpy(), probs, "multi-class"),
+                                                         abs=1e-6)
+    assert metrics["auc_from"] == "softmax probabilities"
 
 
 def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, monkeypatch,
@@ -326,7 +342,9 @@ def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, mo
     model = build_model(DIVERGING, seed=0)
     model.load_state_dict(torch.load(tmp_path / "models/q2/tiny/42.pt", weights_only=True))
     _, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
-    assert metrics["test_acc"] == pytest.approx(test_acc, abs=1e-6)
+    assert metrics["official_acc"] == pytest.approx(test_acc, abs=1e-6)
+    assert metrics["official_auc"] is None and metrics["test_auc"] is None
+    assert metrics["official_missing"] == "AUC undefined: the model's class scores are not finite"
 
     outputs = ["plots/seeds/q2/tiny/42.csv", "models/q2/tiny/42.pt"]
     first = {name: (tmp_path / name).read_bytes() for name in outputs}
@@ -348,7 +366,7 @@ def test_stage_flags_a_diverged_run_and_writes_it_deterministically(tmp_path, mo
     ("epochs", 0, "train.epochs must be an integer >= 1, got 0"),
 ])
 def test_bad_params_fail_before_reading_data(tmp_path, monkeypatch, key, value, message):
-    # no prepared file: had the stage read data first, it would fail with FileNotFoundError
+    # no prepared file: had the stage read data first, it would fail with a DataError
     write_project(tmp_path, {**FFN, key: value}, data=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ParamsError) as err:
@@ -380,10 +398,7 @@ def test_bad_run_names_are_rejected(tmp_path, monkeypatch, argv, message):
 
 def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
     write_project(tmp_path, {**FFN, "lr": 0}, data=False)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "stages.train_torch", "train", "42"],
-                          cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    proc = run_module("stages.train_torch", "train", "42", cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "train_torch failed: train.lr must be a finite number > 0, got 0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
@@ -392,6 +407,7 @@ def test_stage_exits_nonzero_with_message_and_writes_nothing(tmp_path):
 def test_stage_without_prepared_data_says_how_to_make_it(tmp_path, monkeypatch):
     write_project(tmp_path, FFN, data=False)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+    with pytest.raises(DataError, match="data/prepared/octmnist.npz not found: run `dvc repro "
+                                        "prepare` first"):
         train_torch.main(["train", "42"])
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
