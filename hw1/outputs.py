@@ -7,9 +7,11 @@ none, or when that directory is on another filesystem): git ignores that directo
 hashes it, so a killed stage's leftover changes neither `git status` nor a directory's hash.
 Leftovers of killed processes are swept there before a write. Inside ``transaction()`` every
 file a stage writes is renamed into place only once all of them are written: a stage writes all
-of its outputs or none. A full disk or a read-only directory is an ``OutputError``: one line
-naming the path. Every writer is byte-deterministic (DVC hashes bytes): the same values give the
-same file, whenever and wherever it is written.
+of its outputs or none (but for a kill during the renames, which can leave some outputs new and
+some old; DVC did not record that run, so it sees the stage as changed). A full disk or a
+read-only directory is an ``OutputError``: one line naming the path. Every writer is
+byte-deterministic (DVC hashes bytes): the same values give the same file, whenever and wherever
+it is written.
 
 ``HW1_KILL_AT=<point>:<n>`` in the environment (for the tests) makes the process kill itself
 with SIGKILL at the n-th ``create`` (a temporary file made, still empty), ``written`` (a
