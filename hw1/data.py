@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -316,9 +316,7 @@ def synthetic_octmnist(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
     templates = np.stack([_blob(rng, grid) for _ in range(N_CLASSES)])
     background = 90 + 30 * np.exp(-((grid[0] - 14) ** 2) / 60)     # a bright retinal band
 
-    sizes = {"train": max(N_CLASSES, round(REAL_SIZES["train"] * scale)),
-             "val": max(N_CLASSES, round(REAL_SIZES["val"] * scale)),
-             "test": REAL_SIZES["test"]}
+    sizes = synthetic_sizes(scale)
     out: dict[str, np.ndarray] = {}
     for split in SPLITS:
         n = sizes[split]
@@ -339,6 +337,21 @@ def synthetic_octmnist(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
         out[f"{split}_images"] = np.clip(np.rint(images), 0, 255).astype(np.uint8)
         out[f"{split}_labels"] = labels.astype(np.uint8).reshape(-1, 1)
     return out
+
+
+def synthetic_sizes(scale: float) -> dict[str, int]:
+    """The stand-in's split sizes at ``scale``."""
+    return {"train": max(N_CLASSES, round(REAL_SIZES["train"] * scale)),
+            "val": max(N_CLASSES, round(REAL_SIZES["val"] * scale)),
+            "test": REAL_SIZES["test"]}
+
+
+def prepared_sizes(data: Mapping[str, Any]) -> dict[str, int]:
+    """The prepared splits' sizes for a validated data section (a user's own file is taken to
+    have OctMNIST's sizes)."""
+    if data["source"] == "synthetic":
+        return synthetic_sizes(data["synthetic"]["scale"])
+    return dict(REAL_SIZES)
 
 
 def write_synthetic(out: str | Path, seed: int, scale: float) -> None:
@@ -385,7 +398,8 @@ def prepare(raw_path: str | Path, out: str | Path, source: str) -> dict:
         raw = load_raw(raw_path)
     except DataError as err:
         raise DataError(f"{err}\n  (the fetch stage writes {raw_path}: run `dvc repro -f fetch` "
-                        f"to write it again)") from err
+                        f"to write it again; if it came from DVC's cache, run "
+                        f"`python -m scripts.verify --remove-corrupt` first)") from err
     md5 = file_md5(raw_path)
     missing = report_test_shortfall(raw["test_labels"])
     keep = np.zeros(0, np.int64) if missing else report_test_subset(raw["test_labels"])

@@ -10,6 +10,7 @@ its own files: ``models/q2/ffn_lr1/42.pt``, ``metrics/seeds/q2/ffn_lr1/42.json``
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 from hw1.params import section
 
 GROUPS = ("q1", "q2")  # params sections holding one run per key
+# A run's name becomes part of a DVC stage name, of file paths and of its stage's shell command.
+RUN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+RUN_NAME_RULE = "letters, digits, '_' and '-' only"
 
 
 @dataclass(frozen=True)
@@ -28,15 +32,16 @@ class RunId:
     @classmethod
     def parse(cls, text: str) -> RunId:
         """Read a params key (``q2.ffn_lr1``), output path (``q2/ffn_lr1``) or stage name
-        (``q2@ffn_lr1``); ``train`` is the Table 3 network."""
+        (``q2@ffn_lr1``); ``train`` is the Table 3 network. A name holds ``RUN_NAME_RULE``."""
         if text == "train":
             return cls(None, "train")
         for sep in ".", "/", "@":
             group, found, name = text.partition(sep)
-            if found and group in GROUPS and name and not any(s in name for s in "./@"):
+            if found and group in GROUPS and RUN_NAME.fullmatch(name):
                 return cls(group, name)
         raise ValueError(f"{text!r} names no run: expected train or <group>.<name> with group "
-                         f"one of {', '.join(GROUPS)} (or the same with / or @)")
+                         f"one of {', '.join(GROUPS)} (or the same with / or @) and a name of "
+                         f"{RUN_NAME_RULE}")
 
     def _join(self, sep: str) -> str:
         return self.name if self.group is None else f"{self.group}{sep}{self.name}"

@@ -6,6 +6,8 @@ make DVC re-run the training stages, which depend on this module only.
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ SPLITS = ("train", "val", "test")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")  # OctMNIST's label ids 0..3
 N_CLASSES = len(CLASSES)
 _META = ("dataset", "md5", "report_test_missing")
+VERIFY = "python -m scripts.verify --remove-corrupt"
 
 
 class DataError(UserError):
@@ -57,11 +60,18 @@ def load_prepared(path: str | Path = PREPARED, *,
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found: run `dvc repro prepare` first")
-    with np.load(path, allow_pickle=False) as npz:
-        xs = {s: npz[f"x_{s}"] for s in SPLITS}
-        ys = {s: npz[f"y_{s}"].astype(np.int64) for s in SPLITS}
-        meta = {k: str(npz[k]) or None for k in _META}
-        report_test = npz["report_test"].astype(np.int64)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            xs = {s: npz[f"x_{s}"] for s in SPLITS}
+            ys = {s: npz[f"y_{s}"].astype(np.int64) for s in SPLITS}
+            meta = {k: str(npz[k]) or None for k in _META}
+            report_test = npz["report_test"].astype(np.int64)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError) as err:
+        raise DataError(
+            f"{path} is damaged or not the prepare stage's file ({type(err).__name__}: {err}); "
+            f"run `{VERIFY}` (it finds and removes corrupt copies in DVC's cache and the "
+            f"workspace copies of them), then `dvc repro`; or `dvc repro -f prepare` to write "
+            f"it again") from None
     if bias:
         xs = {s: np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]) for s, x in xs.items()}
     return Splits(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"],

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hw1.params import Rule, Rules, integer, number, one_of, validate_run
+from hw1.params import ParamsError, Rule, Rules, integer, number, one_of, validate_run
 from hw1.progress import EpochProgress
 from hw1.splits import Splits
 from hw1.torch_models import MODEL_RULES
@@ -83,7 +83,19 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but CUDA is not available here; "
                            f"use device: auto or cpu")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {name!r} was asked for but this machine has "
+                           f"{torch.cuda.device_count()} CUDA device(s); use device: auto, cuda "
+                           f"or cuda:0")
     return device
+
+
+def check_device(cfg: Mapping[str, Any], key: str) -> None:
+    """ParamsError naming ``<key>.device`` if this machine lacks the run's device."""
+    try:
+        resolve_device(cfg["device"])
+    except RuntimeError as err:
+        raise ParamsError(f"{key}.device: {err}") from err
 
 
 def available_cores() -> int:

@@ -6,7 +6,8 @@ run, and the same on any clone.
                                          diffs against BASE (default main), the sweep overlays
                                          and the table rows that changed
     python -m scripts.review main [--create-remote]
-                                         restore, reproduce and push the results and the
+                                         restore, reproduce, re-hash the cache
+                                         (scripts/verify.py) and push the results and the
                                          run-cache
 
 The remote comes from the environment only: DVC_REMOTE_URL, DVC_REMOTE_ENDPOINT for an
@@ -62,6 +63,7 @@ import yaml
 from hw1.outputs import write_bytes, write_text
 from hw1.params import load_params
 from hw1.runs import RunId, pipeline_runs
+from scripts import verify
 
 PROG = "review"
 USAGE = ("usage: python -m scripts.review pr [BASE] | "
@@ -486,6 +488,10 @@ def push_baseline(env: Mapping[str, str], create_remote: bool = False,
             say(f"{empty}: they are reproduced here and pushed")
         counts = reproduce(restored, repro)
         print(f"Stages: {counts}")
+        # DVC pushes what its cache holds without re-hashing it: a corrupt object is never sent
+        if verify.main([]) != 0:
+            raise ReviewError(f"not pushing: the cache holds corrupt objects (above); run "
+                              f"`{verify.REMOVE}`, then this again")
         dvc("push", "--run-cache", remote=remote, show=True)
 
 

@@ -7,7 +7,7 @@ import time
 from hw1.boolean import metrics, run_study, validate_boolean
 from hw1.boolean_report import load_printed_tables, render_markdown, write_figure11
 from hw1.errors import run_stage
-from hw1.outputs import write_json, write_text
+from hw1.outputs import transaction, write_json, write_text
 from hw1.params import load_params
 
 
@@ -16,10 +16,11 @@ def main() -> None:
     printed = load_printed_tables()   # read first: a bad file fails before the study runs
     start = time.perf_counter()
     study = run_study(max_d, perturbations, seed)
-    write_text("reports/boolean.md", render_markdown(study, printed))
-    write_figure11("reports/figures/fig11_boolean.png")
     summary = metrics(study)
-    write_json("metrics/boolean.json", summary)
+    with transaction():  # all three outputs or none
+        write_text("reports/boolean.md", render_markdown(study, printed))
+        write_figure11("reports/figures/fig11_boolean.png")
+        write_json("metrics/boolean.json", summary)
     print(f"Checked {summary['cases']} cases (D = 1..{max_d}) in "
           f"{time.perf_counter() - start:.1f} s: {summary['failures']} failures, "
           f"{summary['separable']} separable, margin {summary['margin_l1']:g}")

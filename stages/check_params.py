@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from hw1 import numpy_models, torch_training
 from hw1.boolean import validate_boolean
-from hw1.data import validate_data
+from hw1.data import prepared_sizes, validate_data
 from hw1.errors import run_stage
+from hw1.machine import check_machine
 from hw1.outputs import write_text
 from hw1.params import (
     ParamsError,
@@ -18,14 +19,15 @@ from hw1.params import (
     validate_seed,
     validate_seeds,
 )
-from hw1.runs import RunId
+from hw1.runs import RUN_NAME_RULE, RunId
 
 OUT = "data/params_checked.txt"
 SECTIONS = ("seed", "seeds", "data", "train", "q1", "q2", "boolean")
 
 
 def check(params: dict) -> None:
-    """Raise ParamsError naming the first invalid key of ``params``."""
+    """Raise ParamsError naming the first invalid key of ``params``, or the first run this
+    machine cannot train (its device, its memory)."""
     unknown = sorted(set(params) - set(SECTIONS), key=str)
     if unknown:
         raise ParamsError(f"params.yaml has unknown section(s) {', '.join(map(str, unknown))}; "
@@ -42,10 +44,12 @@ def check(params: dict) -> None:
             try:
                 run = RunId.parse(f"{group}.{name}")
             except ValueError:
-                raise ParamsError(f"{group}.{name}: a run name holds no '.', '/' or '@' (DVC "
-                                  f"reads a dot in a params key as a path)") from None
+                raise ParamsError(f"{group}.{name}: a run name holds {RUN_NAME_RULE} (it "
+                                  f"becomes part of a DVC stage name, file paths and a shell "
+                                  f"command; DVC reads a dot as a path separator)") from None
             validate(cfg, run.key)
     validate_boolean(params)
+    check_machine(params, prepared_sizes(params["data"]))
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hw1.claims import check_claims, claims_metrics, render_claims
 from hw1.errors import run_stage
-from hw1.outputs import write_csv, write_json, write_text
+from hw1.outputs import transaction, write_csv, write_json, write_text
 from hw1.params import load_params, validate_seeds
 from hw1.report_inputs import data_note, load_data_summary, load_report_values
 from hw1.runs import RunId
@@ -37,12 +37,13 @@ def main() -> None:
     headline = summary([RunId.parse(run) for run in report["runs"]], seeds)
     claims = check_claims(seeds)
     note = data_note(data, report["data"])
-    for table in tables:
-        write_csv(Path("reports/tables") / table.csv_name, table.csv_rows)
-    write_text("reports/tables.md", render_markdown(tables))
-    write_json("metrics/summary.json", headline)
-    write_text("reports/claims.md", render_claims(claims, note))
-    write_json("metrics/claims.json", claims_metrics(claims))
+    with transaction():  # every table and metric, or none
+        for table in tables:
+            write_csv(Path("reports/tables") / table.csv_name, table.csv_rows)
+        write_text("reports/tables.md", render_markdown(tables))
+        write_json("metrics/summary.json", headline)
+        write_text("reports/claims.md", render_claims(claims, note))
+        write_json("metrics/claims.json", claims_metrics(claims))
     held = ", ".join(f"{c.claim.id} {c.holds}/{len(seeds)}" for c in claims)
     print(f"Wrote reports/tables.md, reports/tables/table1-{len(tables) - 1}.csv and "
           f"benchmark.csv, "

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from hw1.errors import run_stage  # noqa: E402
 from hw1.numpy_models import from_params, validate  # noqa: E402
-from hw1.outputs import save_npz, write_run  # noqa: E402
+from hw1.outputs import save_npz, transaction, write_run  # noqa: E402
 from hw1.params import ParamsError, load_params, parse_seed, section  # noqa: E402
 from hw1.progress import EpochProgress  # noqa: E402
 from hw1.runs import RunId  # noqa: E402
@@ -56,9 +56,10 @@ def main(argv: list[str]) -> None:
     test = score_test_sets(model.class_scores(data.x_test), data, model.probabilistic)
 
     model_path = run.seed_model(seed, ".npz")
-    save_npz(model_path, **model.weights())
-    metrics = write_run(run, seed, history, test, seconds, data.dataset, outputs=[model_path],
-                        diverged=model.diverged_)
+    with transaction():  # the model, its metrics and its curve: all three or none
+        save_npz(model_path, **model.weights())
+        metrics = write_run(run, seed, history, test, seconds, data.dataset,
+                            outputs=[model_path], diverged=model.diverged_)
     print(f"{key} seed {seed} on {data.dataset}: train {metrics['train_acc']:.4f}, "
           f"val {metrics['val_acc']:.4f}, {scores_line(metrics)} "
           f"({metrics['train_seconds']:.1f} s)")

@@ -9,21 +9,21 @@ Initialisation, shuffling and dropout all derive from the params' ``seed``.
 """
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from hw1.errors import run_stage
-from hw1.outputs import atomic_path, write_run
+from hw1.outputs import transaction, write_bytes, write_run
 from hw1.params import ParamsError, load_params, parse_seed, section
 from hw1.progress import EpochProgress
 from hw1.runs import RunId
 from hw1.scoring import score_test_sets, scores_line
 from hw1.splits import load_prepared
 from hw1.torch_models import build_model
-from hw1.torch_training import fit, resolve_device, validate
+from hw1.torch_training import check_device, fit, validate
 
 USAGE = "usage: python -m stages.train_torch train|q2.<name> <seed>"
 
@@ -37,13 +37,6 @@ def parse_run(key: str) -> RunId:
     if run is None or run.group not in (None, "q2") or key != run.key:
         raise ParamsError(f"unknown run {key!r}; {USAGE}")
     return run
-
-
-def check_device(cfg: dict[str, Any], key: str) -> None:
-    try:
-        resolve_device(cfg["device"])
-    except RuntimeError as err:
-        raise ParamsError(f"{key}.device: {err}") from err
 
 
 def main(argv: list[str]) -> None:
@@ -62,15 +55,18 @@ def main(argv: list[str]) -> None:
     if result.diverged:  # a result all the same (the report shows its lr-1 run): exit 0
         progress.stopped(result.history[-1]["epoch"], result.diverged)
 
-    # Tensors moved to the CPU, so the file loads anywhere with weights_only=True. Saved through
-    # a file handle: given a path, torch.save records the (temporary) file's name inside it.
+    # Tensors moved to the CPU, so the file loads anywhere with weights_only=True. Saved into a
+    # buffer: given a path, torch.save records the (temporary) file's name inside it, and a
+    # failed write to a file it reports as a bare RuntimeError.
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     model_path = Path(run.seed_model(seed, ".pt"))
-    with atomic_path(model_path) as tmp, open(tmp, "wb") as fh:
-        torch.save(state, fh)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     test = score_test_sets(result.test_scores, splits, probabilities=True)
-    metrics = write_run(run, seed, result.history, test, result.train_seconds,
-                        splits.dataset, outputs=[model_path], diverged=result.diverged)
+    with transaction():  # the model, its metrics and its curve: all three or none
+        write_bytes(model_path, buffer.getvalue())
+        metrics = write_run(run, seed, result.history, test, result.train_seconds,
+                            splits.dataset, outputs=[model_path], diverged=result.diverged)
     print(f"{name} on {result.device}: val_acc {metrics['val_acc']:.4f} "
           f"(best {metrics['best_val_acc']:.4f} at epoch {metrics['best_epoch']}), "
           f"{scores_line(metrics)}, {metrics['train_seconds']:.1f} s [{splits.dataset}]")

@@ -81,8 +81,21 @@ def test_unknown_section_and_dotted_run_name_are_rejected():
     with pytest.raises(ParamsError, match="unknown section.*trian"):
         check({**PARAMS, "trian": {}})
     bad = with_value("q2", {**PARAMS["q2"], "ffn.x": PARAMS["q2"]["ffn_lr1"]})
-    with pytest.raises(ParamsError, match=r"q2\.ffn\.x: a run name holds no '\.'"):
+    with pytest.raises(ParamsError, match=r"q2\.ffn\.x: a run name holds letters, digits, "
+                                          r"'_' and '-' only"):
         check(bad)
+
+
+@pytest.mark.parametrize("name", ["x;touch PWNED;", "my run", "a/b", "ffn@1", "$(id)", ""])
+def test_check_refuses_a_run_name_that_is_not_letters_digits_underscore_dash(name, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = with_value("q2", {**PARAMS["q2"], name: PARAMS["q2"]["ffn_lr1"]})
+    with pytest.raises(ParamsError) as err:
+        check(bad)
+    assert str(err.value).startswith(f"q2.{name}: a run name holds letters, digits, '_' and "
+                                     f"'-' only (it becomes part of a DVC stage name")
+    assert list(tmp_path.iterdir()) == []  # nothing made, let alone PWNED
 
 
 def test_the_projects_params_are_valid():

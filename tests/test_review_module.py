@@ -354,6 +354,7 @@ def test_main_refuses_a_missing_directory_remote_unless_asked(project, monkeypat
 
     monkeypatch.setattr(review, "reproduce", lambda restored, repro=None: review.stage_counts(
         restored, {}, LOCK))
+    monkeypatch.setattr(review.verify, "main", lambda argv: 0)  # a sound cache
     assert review.main(["main", "--create-remote"], {"DVC_REMOTE_URL": f"file://{missing}"}) == 0
     assert missing.is_dir()
     out = capsys.readouterr()
@@ -363,6 +364,23 @@ def test_main_refuses_a_missing_directory_remote_unless_asked(project, monkeypat
         f"whose outputs are missing here: they are reproduced here and pushed"]
     assert "Stages: 4 reproduced, 0 restored from the remote, 0 unchanged" in out.out
     assert fake.calls[-1] == ("push", "--run-cache")
+    assert review.LOCAL_CONFIG.read_bytes() == config
+
+
+def test_main_never_pushes_a_cache_that_fails_verification(project, monkeypatch, capsys):
+    fake = FakeDvc(FRESH, FRESH)
+    monkeypatch.setattr(review, "dvc", fake)
+    monkeypatch.setattr(review, "reproduce", lambda restored, repro=None: review.stage_counts(
+        restored, {}, LOCK))
+    monkeypatch.setattr(review.verify, "main", lambda argv: 1)  # a corrupt object found
+    remote = project.path / "remote"
+    remote.mkdir()
+    config = review.LOCAL_CONFIG.read_bytes()
+    assert review.main(["main"], {"DVC_REMOTE_URL": str(remote)}) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "review: not pushing: the cache holds corrupt objects (above); run "
+        "`python -m scripts.verify --remove-corrupt`, then this again")
+    assert ("push", "--run-cache") not in fake.calls
     assert review.LOCAL_CONFIG.read_bytes() == config
 
 
