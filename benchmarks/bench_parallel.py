@@ -53,6 +53,7 @@ def project(root: Path, scale: float, seeds: list[int], epochs: int | None) -> P
     """A clone of HEAD with the benchmark's params, committed."""
     from dvc.utils.hydra import apply_overrides
 
+    root.mkdir(parents=True)
     origin = root / "origin"
     git("clone", "-q", str(REPO), str(origin), cwd=root)
     params = yaml.safe_load((origin / "params.yaml").read_text())

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -90,15 +91,18 @@ def with_scripts(repo: DvcRepo) -> DvcRepo:
     return repo
 
 
-def command(repo: DvcRepo, *args: str) -> tuple[list[str], dict[str, str]]:
+def command(repo: DvcRepo, *args: str, remote: dict[str, str] | None = None) \
+        -> tuple[list[str], dict[str, str]]:
+    """`python -m scripts.repro ARGS` in ``repo``, and its environment: the caller's without
+    any remote settings or keys, then ``remote``'s."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_REMOTE_", "AWS_"))}
-    env = {**clean, **GIT_ENV, "PYTHONPATH": str(repo.path)}
+    env = {**clean, **GIT_ENV, **(remote or {}), "PYTHONPATH": str(repo.path)}
     return [sys.executable, "-m", "scripts.repro", *args], env
 
 
-def run_repro(repo: DvcRepo, *args: str) -> subprocess.CompletedProcess:
-    """`python -m scripts.repro ARGS` in ``repo``, with no remote from the caller's environment."""
-    cmd, env = command(repo, *args)
+def run_repro(repo: DvcRepo, *args: str,
+              remote: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    cmd, env = command(repo, *args, remote=remote)
     return subprocess.run(cmd, cwd=repo.path, env=env, capture_output=True, text=True,
                           timeout=900)
 
@@ -390,6 +394,45 @@ def clone(origin: Path, dest: Path) -> DvcRepo:
     return repo
 
 
+def upstream_then_shards(origin: DvcRepo, root: Path, shards: Sequence[int], k: int,
+                         remote: dict[str, str] | None = None) -> None:
+    """`upstream` in a clone of ``origin``, then shards ``shards`` of ``k`` at once, each in
+    its own clone; each must train its own stages and restore the upstream."""
+    params = origin.params()
+    split, training = repro.shards(params, k), set(repro.training_stages(params))
+    up = run_repro(clone(origin.path, root / "up"), "upstream", remote=remote)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert stages_run(up.stdout) == set(repro.UPSTREAM)
+    jobs = []
+    for i in shards:
+        cmd, env = command(clone(origin.path, root / f"shard{i}"), "--shard", f"{i}/{k}",
+                           remote=remote)
+        jobs.append(subprocess.Popen(cmd, cwd=root / f"shard{i}", env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for i, job in zip(shards, jobs):
+        out = job.communicate(timeout=900)[0]
+        assert job.returncode == 0, out
+        ran = stages_run(out)
+        assert ran & training == set(split[i - 1])
+        assert "prepare" not in ran and "Stage 'prepare' is cached" in out  # upstream restored
+        assert f"shard {i}/{k}: {len(split[i - 1])} trained, 0 restored or up to date" in out
+
+
+def assert_assemble_names_missing(repo: DvcRepo, missing: Sequence[str],
+                                  remote: dict[str, str] | None = None) -> None:
+    """`assemble` in ``repo`` fails naming ``missing`` (in params.yaml's order), and trains
+    nothing."""
+    training = repro.training_stages(repo.params())
+    failed = run_repro(repo, "assemble", remote=remote)
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[-1] == (
+        f"repro: no shard produced {len(missing)} training stage(s): "
+        f"{', '.join(s for s in training if s in missing)}; run their shard jobs again, or pass "
+        f"--recompute-missing to train them here")
+    assert stages_run(failed.stdout) & set(training) == set()
+    assert not (repo.path / "models").exists()
+
+
 @pytest.mark.e2e
 def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_repo,
                                                                         tmp_path):
@@ -399,35 +442,11 @@ def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_
     params = origin.params()
     split = repro.shards(params, 3)
     training = repro.training_stages(params)
-
-    up = run_repro(clone(origin.path, tmp_path / "up"), "upstream")
-    assert up.returncode == 0, up.stdout + up.stderr
-    assert stages_run(up.stdout) == set(repro.UPSTREAM)
-
-    # shards 1 and 2 of 3 at once, each in its own clone
-    jobs = []
-    for i in (1, 2):
-        cmd, env = command(clone(origin.path, tmp_path / f"shard{i}"), "--shard", f"{i}/3")
-        jobs.append(subprocess.Popen(cmd, cwd=tmp_path / f"shard{i}", env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    for i, job in zip((1, 2), jobs):
-        out = job.communicate(timeout=900)[0]
-        assert job.returncode == 0, out
-        ran = stages_run(out)
-        assert ran & set(training) == set(split[i - 1])
-        assert "prepare" not in ran and "Stage 'prepare' is cached" in out  # upstream restored
-        assert f"shard {i}/3: {len(split[i - 1])} trained, 0 restored or up to date" in out
+    upstream_then_shards(origin, tmp_path, [1, 2], 3)
 
     # shard 3 never ran: assemble names its stages and trains nothing
     first = clone(origin.path, tmp_path / "assemble1")
-    failed = run_repro(first, "assemble")
-    assert failed.returncode == 1
-    assert failed.stderr.splitlines()[-1] == (
-        f"repro: no shard produced {len(split[2])} training stage(s): "
-        f"{', '.join(s for s in training if s in split[2])}; run their shard jobs again, or pass "
-        f"--recompute-missing to train them here")
-    assert stages_run(failed.stdout) & set(training) == set()
-    assert not (first.path / "models").exists()
+    assert_assemble_names_missing(first, split[2])
 
     recomputed = run_repro(first, "assemble", "--recompute-missing", "--jobs", JOBS)
     assert recomputed.returncode == 0, recomputed.stdout + recomputed.stderr
@@ -446,3 +465,30 @@ def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_
     assert "final dvc repro ran" in done.stdout
     assert_same_outputs(last, pipeline_repo)
     assert out_of_date(last) == set()
+
+
+@pytest.mark.e2e
+def test_two_shards_at_once_push_to_one_s3_store_and_assemble_names_the_rest(tmp_path):
+    pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
+    pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")
+    from s3_server import REGION, S3Store
+
+    store = S3Store()
+    store.start()
+    try:
+        key_id, secret = store.create_bucket_and_user()
+        no_aws_config = tmp_path / "aws-config"
+        no_aws_config.write_text("")
+        remote = {"DVC_REMOTE_URL": "s3://results/hw1", "DVC_REMOTE_ENDPOINT": store.endpoint,
+                  "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
+                  "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(no_aws_config),
+                  "AWS_SHARED_CREDENTIALS_FILE": str(no_aws_config)}
+        origin = with_scripts(project_repo(tmp_path / "origin"))
+        split = repro.shards(origin.params(), 15)          # one training stage a shard
+        upstream_then_shards(origin, tmp_path, [1, 2], 15, remote)
+        assert store.objects("hw1/runs/")                  # the run-cache, in the store
+        last = clone(origin.path, tmp_path / "assemble")
+        assert_assemble_names_missing(last, [s for shard in split[2:] for s in shard], remote)
+        assert "url = s3://results/hw1" in (last.path / ".dvc/config.local").read_text()
+    finally:
+        store.stop()
