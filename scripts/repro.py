@@ -460,19 +460,29 @@ def shard(session: Session, env: Mapping[str, str], index: int, k: int) -> None:
         f"{len(set(mine) - ran)} restored or up to date")
 
 
+def unrestorable(session: Session) -> tuple[list[str], list[str]]:
+    """Restores the upstream stages from the remote (`dvc repro --pull`, which also fetches the
+    remote's run-cache); returns every training stage and those the remote cannot restore,
+    which a `dvc repro --pull` would train."""
+    session.dvc("repro", "--pull", *UPSTREAM)
+    training = training_stages(load_params())
+    return training, not_in_run_cache(training)
+
+
 def assemble(session: Session, env: Mapping[str, str], recompute: bool, jobs: int) -> None:
     use_remote(session, env)
-    session.dvc("repro", "--pull", *UPSTREAM)       # also fetches the remote's run-cache
-    params = load_params()
-    training = training_stages(params)
-    missing = not_in_run_cache(training)
+    training, missing = unrestorable(session)
     if missing and not recompute:
         raise ReproError(f"no shard produced {len(missing)} training stage(s): "
                          f"{', '.join(missing)}; run their shard jobs again, or pass "
                          f"--recompute-missing to train them here")
+    params = load_params()
     present = [s for s in training if s not in missing]
     if present:
-        session.dvc("repro", "--pull", *present)
+        ran, _ = stage_names(session.dvc("repro", "--pull", *present))
+        if ran & set(present):
+            say(f"trained here, as the remote lacked their outputs: "
+                f"{', '.join(s for s in present if s in ran)}")
     if missing:
         say(f"recomputing {len(missing)} training stage(s) no shard produced")
         run_training(session, params, out_of_date(missing), jobs)

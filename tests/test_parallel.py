@@ -434,6 +434,17 @@ def assert_assemble_names_missing(repo: DvcRepo, missing: Sequence[str],
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("step", [["upstream"], ["--shard", "1/2"], ["assemble"]])
+def test_a_step_of_the_sharded_flow_without_a_remote_says_how_to_give_one(dvc_repo, step):
+    result = run_repro(with_scripts(dvc_repo), *step)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "repro: no DVC remote: set DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT for an S3-compatible "
+        "store), or add one with `dvc remote add -d`")
+    assert stages_run(result.stdout) == set()
+
+
+@pytest.mark.e2e
 def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_repo,
                                                                         tmp_path):
     origin = with_scripts(project_repo(tmp_path / "origin"))
