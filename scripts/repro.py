@@ -38,7 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +49,8 @@ from hw1.errors import UserError
 from hw1.params import load_params, validate_seeds
 from hw1.runs import RunId, pipeline_runs, run_params
 from hw1.splits import N_CLASSES
+from scripts import verify
+from scripts.review import Remote, ReviewError, no_remote_reason, remote_added
 
 PROG = "repro"
 # The stages every training stage needs or that need none (run first), and those that read
@@ -55,7 +58,6 @@ PROG = "repro"
 UPSTREAM = ("check_params", "fetch", "prepare", "boolean")
 FINAL = ("figures", "tables")
 LOGS = Path(".dvc/tmp/repro")         # DVC's own scratch directory: ignored by git and DVC
-REMOTE = "ci"                         # the name under which DVC_REMOTE_URL is added
 STOP_GRACE_S = 8.0                    # SIGINT, then SIGTERM, then SIGKILL, this far apart
 N_INPUTS = 28 * 28 + 1                # pixels and the bias feature
 # The cost model of `estimated_cost`, fitted to the per-epoch times of benchmarks/ on full-size
@@ -353,20 +355,32 @@ def remove_unrecorded(stages: Iterable[str]) -> list[str]:
 
 # --- the remote ------------------------------------------------------------------------------
 
-def use_remote(session: Session, env: Mapping[str, str]) -> None:
-    """DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT) as the default remote of .dvc/config.local, or
-    else the project's default remote; ReproError if there is neither."""
-    url = env.get("DVC_REMOTE_URL", "")
-    if url:
-        session.dvc("remote", "add", "--local", "--default", "--force", REMOTE, url)
-        if env.get("DVC_REMOTE_ENDPOINT"):
-            session.dvc("remote", "modify", "--local", REMOTE, "endpointurl",
-                        env["DVC_REMOTE_ENDPOINT"])
+@contextmanager
+def remote_from(env: Mapping[str, str]) -> Iterator[None]:
+    """DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT) as the default remote of .dvc/config.local while
+    the block runs, as the review adds it; or else the project's default remote. ReproError if
+    there is neither, or an s3:// remote without keys."""
+    if env.get("DVC_REMOTE_URL"):
+        reason = no_remote_reason(env)
+        if reason:
+            raise ReproError(f"cannot use the remote: {reason}")
+        with remote_added(Remote.from_env(env)):
+            yield
         return
     proc = subprocess.run(dvc_command("remote", "default"), capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise ReproError("no DVC remote: set DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT for an "
                          "S3-compatible store), or add one with `dvc remote add -d`")
+    yield
+
+
+def push(session: Session) -> None:
+    """Re-hashes the cache (scripts/verify.py: DVC pushes what it holds without re-hashing it),
+    then `dvc push --run-cache`."""
+    if verify.main([]) != 0:
+        raise ReproError(f"not pushing: the cache holds corrupt objects (above); run "
+                         f"`{verify.REMOVE}`, then this again")
+    session.dvc("push", "--run-cache")
 
 
 def not_in_run_cache(stages: Sequence[str]) -> list[str]:
@@ -440,22 +454,20 @@ def reproduce_here(session: Session, jobs: int, overrides: Sequence[str],
         say(f"{saved.strip().splitlines()[-1]} (`dvc exp show` lists it)")
 
 
-def upstream(session: Session, env: Mapping[str, str]) -> None:
-    use_remote(session, env)
+def upstream(session: Session) -> None:
     session.dvc("repro", "--pull", *UPSTREAM)
-    session.dvc("push", "--run-cache")
+    push(session)
 
 
-def shard(session: Session, env: Mapping[str, str], index: int, k: int) -> None:
+def shard(session: Session, index: int, k: int) -> None:
     params = load_params()
     mine = shards(params, k)[index - 1]
     if not mine:
         say(f"shard {index}/{k} has no training stage ({len(training_stages(params))} in all)")
         return
     say(f"shard {index}/{k}: {', '.join(mine)}")
-    use_remote(session, env)
-    ran, restored = stage_names(session.dvc("repro", "--pull", *mine))
-    session.dvc("push", "--run-cache")
+    ran, _ = stage_names(session.dvc("repro", "--pull", *mine))
+    push(session)
     say(f"shard {index}/{k}: {len(ran & set(mine))} trained, "
         f"{len(set(mine) - ran)} restored or up to date")
 
@@ -469,8 +481,7 @@ def unrestorable(session: Session) -> tuple[list[str], list[str]]:
     return training, not_in_run_cache(training)
 
 
-def assemble(session: Session, env: Mapping[str, str], recompute: bool, jobs: int) -> None:
-    use_remote(session, env)
+def assemble(session: Session, recompute: bool, jobs: int) -> None:
     training, missing = unrestorable(session)
     if missing and not recompute:
         raise ReproError(f"no shard produced {len(missing)} training stage(s): "
@@ -487,7 +498,7 @@ def assemble(session: Session, env: Mapping[str, str], recompute: bool, jobs: in
         say(f"recomputing {len(missing)} training stage(s) no shard produced")
         run_training(session, params, out_of_date(missing), jobs)
     final_repro(session, training, "--pull")
-    session.dvc("push", "--run-cache")
+    push(session)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -534,16 +545,19 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupted)
     try:
-        if args.shard:
-            shard(session, env, *parse_shard(args.shard))
-        elif args.step == "upstream":
-            upstream(session, env)
-        elif args.step == "assemble":
-            assemble(session, env, args.recompute_missing, args.jobs)
+        if args.shard or args.step:
+            index_k = parse_shard(args.shard) if args.shard else None
+            with remote_from(env):
+                if index_k:
+                    shard(session, *index_k)
+                elif args.step == "upstream":
+                    upstream(session)
+                else:
+                    assemble(session, args.recompute_missing, args.jobs)
         else:
             reproduce_here(session, args.jobs, args.overrides, args.name)
         return 0
-    except UserError as err:
+    except (UserError, ReviewError) as err:
         ignore_signals()                           # the clean-up takes a few seconds
         stop_all()
         removed = remove_unrecorded(session.touched)

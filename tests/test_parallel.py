@@ -24,14 +24,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GIT_ENV, REPO, DvcRepo, project_repo, stages_run
+from conftest import GIT_ENV, REPO, DvcRepo, at_baseline, project_repo, stages_run
 
 from scripts import repro
 
 JOBS = "2"
 TIME_CLAIM = "table4_batch16_vs_1024"   # compares training seconds
 OUTPUT_DIRS = ("data", "models", "metrics", "plots", "reports")
-SCRIPTS = ("scripts/__init__.py", "scripts/repro.py")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -80,15 +79,6 @@ def assert_same_outputs(repo: DvcRepo, serial: DvcRepo) -> None:
     differ = [path for path in want if got[path] != want[path]]
     assert differ == []
     assert any(path.startswith("models/") for path in want)     # the comparison saw the models
-
-
-def with_scripts(repo: DvcRepo) -> DvcRepo:
-    """``repo`` with scripts/repro.py, committed."""
-    for name in SCRIPTS:
-        (repo.path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, repo.path / name)
-    repo.commit("scripts/repro.py")
-    return repo
 
 
 def command(repo: DvcRepo, *args: str, remote: dict[str, str] | None = None) \
@@ -229,25 +219,20 @@ def test_a_bad_override_names_it_and_leaves_params_yaml_alone(tmp_path, monkeypa
 # --- one machine -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def parallel_run(tmp_path_factory) -> tuple[DvcRepo, subprocess.CompletedProcess]:
-    """The whole pipeline in 2 workers in a fresh project, committed and tagged `parallel`."""
-    repo = with_scripts(project_repo(tmp_path_factory.mktemp("parallel") / "repo"))
+def parallel_run(module_dvc_repo) -> tuple[DvcRepo, subprocess.CompletedProcess]:
+    """The whole pipeline in 2 workers in a fresh project, committed and tagged `baseline`."""
+    repo = module_dvc_repo
     result = run_repro(repo, "--jobs", JOBS)
     assert result.returncode == 0, result.stdout + result.stderr
     repo.commit("parallel")
-    repo.run("git", "tag", "parallel")
+    repo.run("git", "tag", "baseline")
     return repo, result
 
 
 @pytest.fixture
 def parallel_repo(parallel_run) -> DvcRepo:
-    """The parallel run's project, its workspace back at the tag `parallel`."""
-    repo, _ = parallel_run
-    repo.run("git", "checkout", "-q", "-f", "main")
-    repo.run("git", "reset", "-q", "--hard", "parallel")
-    repo.run("git", "clean", "-fdqX", "--", *OUTPUT_DIRS)
-    repo.run("checkout", "-f")
-    return repo
+    """The parallel run's project, its workspace back at its baseline."""
+    return at_baseline(parallel_run[0])
 
 
 @pytest.mark.e2e
@@ -282,40 +267,47 @@ def test_parallel_run_trains_each_stage_once_and_the_final_repro_none(parallel_r
 @pytest.mark.e2e
 def test_a_failing_stage_lets_the_others_finish_and_a_rerun_completes_only_it(parallel_repo):
     repo = parallel_repo
-    failing = "q2@ffn_lr1e-3-42"   # a device no machine has: it fails in its stage, after
-    result = run_repro(repo, "--jobs", JOBS, "-S", "q2.ffn_lr1e-3.device=cuda:99",  # check_params
+    failing = "q2@ffn_lr1e-3-42"
+    in_the_way = repo.path / "models/q2/ffn_lr1e-3"     # a file where its model's folder goes
+    shutil.rmtree(in_the_way)
+    in_the_way.write_text("")
+    result = run_repro(repo, "--jobs", JOBS, "-S", "q2.ffn_lr1e-3.epochs=3",
                        "-S", "train.epochs=3", "-S", "q1.mlp.epochs=3")
     assert result.returncode == 1
     log = f"{repro.LOGS}/{failing}.log"
     assert result.stderr.splitlines()[-1] == (
         f"repro: 1 training stage(s) failed: {failing} (log {log}); the others are recorded in "
         f"dvc.lock, and running this again runs only what is missing")
-    assert "cuda:99" in result.stderr                    # the log's tail, shown
+    assert "Not a directory" in result.stderr             # the log's tail, shown
     assert sorted(started(result.stdout)) == sorted([failing, "train@42", "q1@mlp-42"])
+    assert re.search(rf"FAILED   {failing} after .* \(exit \d+, log {re.escape(log)}\)",
+                     result.stdout)
     assert re.search(r"finished train@42 in .* \(ran\)", result.stdout)
     assert re.search(r"finished q1@mlp-42 in .* \(ran\)", result.stdout)
     assert "final dvc repro" not in result.stdout        # figures and tables wait for every run
     assert out_of_date(repo) == {failing, *repro.FINAL}
-    assert not list((repo.path / "models/q2/ffn_lr1e-3").glob("*"))
     assert not (repo.path / "metrics/seeds/q2/ffn_lr1e-3/42.json").exists()
     assert unrecorded_outputs(repo) == {}
     assert_no_lock(repo)
     assert repo.run("exp", "list", "--name-only").stdout.strip() == ""   # nothing saved
 
-    again = run_repro(repo, "-S", "q2.ffn_lr1e-3.device=auto", "-n", "three-epochs")
+    in_the_way.unlink()
+    again = run_repro(repo, "-n", "three-epochs")
     assert again.returncode == 0, again.stdout + again.stderr
     assert started(again.stdout) == [failing]
+    assert re.search(rf"finished {failing} in .* \(ran\)", again.stdout)
     assert stages_run(again.stdout) & {"train@42", "q1@mlp-42"} == set()
     assert "final dvc repro ran figures, tables (no training stage)" in again.stdout
     assert out_of_date(repo) == set()
     # -S changed one line per value, and the result is an experiment `dvc exp show` lists
     assert repo.run("git", "diff", "--numstat", "--", "params.yaml").stdout.split()[:2] == \
-        ["2", "2"]
+        ["3", "3"]
     shown = json.loads(repo.run("exp", "show", "--json").stdout)
     experiments = {rev["name"]: rev for entry in shown for group in entry.get("experiments") or []
                    for rev in group["revs"]}
     params = experiments["three-epochs"]["data"]["params"]["params.yaml"]["data"]
-    assert params["train"]["epochs"] == 3 and params["q1"]["mlp"]["epochs"] == 3
+    assert params["train"]["epochs"] == params["q1"]["mlp"]["epochs"] == 3
+    assert params["q2"]["ffn_lr1e-3"]["epochs"] == 3
 
 
 def start_repro(repo: DvcRepo, *args: str) -> subprocess.Popen:
@@ -436,7 +428,7 @@ def assert_assemble_names_missing(repo: DvcRepo, missing: Sequence[str],
 @pytest.mark.e2e
 @pytest.mark.parametrize("step", [["upstream"], ["--shard", "1/2"], ["assemble"]])
 def test_a_step_of_the_sharded_flow_without_a_remote_says_how_to_give_one(dvc_repo, step):
-    result = run_repro(with_scripts(dvc_repo), *step)
+    result = run_repro(dvc_repo, *step)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "repro: no DVC remote: set DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT for an S3-compatible "
@@ -447,7 +439,7 @@ def test_a_step_of_the_sharded_flow_without_a_remote_says_how_to_give_one(dvc_re
 @pytest.mark.e2e
 def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_repo,
                                                                         tmp_path):
-    origin = with_scripts(project_repo(tmp_path / "origin"))
+    origin = project_repo(tmp_path / "origin")
     origin.run("remote", "add", "-d", "storage", str(tmp_path / "remote"))
     origin.commit("a directory remote")
     params = origin.params()
@@ -494,7 +486,7 @@ def test_two_shards_at_once_push_to_one_s3_store_and_assemble_names_the_rest(tmp
                   "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
                   "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(no_aws_config),
                   "AWS_SHARED_CREDENTIALS_FILE": str(no_aws_config)}
-        origin = with_scripts(project_repo(tmp_path / "origin"))
+        origin = project_repo(tmp_path / "origin")
         split = repro.shards(origin.params(), 15)          # one training stage a shard
         upstream_then_shards(origin, tmp_path, [1, 2], 15, remote)
         assert store.objects("hw1/runs/")                  # the run-cache, in the store
