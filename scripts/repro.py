@@ -1,0 +1,582 @@
+"""Reproduce the pipeline with every core of this machine, or one shard of it per CI runner or
+cluster node, leaving the bytes a serial `dvc repro` leaves (measured training times aside).
+
+    python -m scripts.repro [--jobs N] [-S key=value ...] [-n NAME]
+        On this machine: the upstream stages (`dvc repro check_params fetch prepare boolean`),
+        then the training stages that are not up to date in N workers, longest first (each
+        `dvc --wait-for-lock repro -s <stage>` with cores / N threads), then `dvc repro`, which
+        runs `figures` and `tables` and no training stage. `-S` edits params.yaml as
+        `dvc exp run -S` does, and the result is saved as an experiment (`dvc exp save`).
+
+    python -m scripts.repro upstream
+    python -m scripts.repro --shard I/K
+    python -m scripts.repro assemble [--recompute-missing] [--jobs N]
+        Across machines that share a DVC remote, in three steps: `upstream` runs the stages
+        before training once and pushes them with the run-cache; shard I of K (K jobs at once)
+        runs `dvc repro --pull` on its share of the training stages, balanced by estimated cost,
+        and pushes them with the run-cache; `assemble` restores every training stage from the
+        run-cache, runs figures and tables and pushes the result. It fails, naming them, when
+        a training stage is in no shard's results, unless --recompute-missing trains them here.
+        The remote is DVC_REMOTE_URL (with DVC_REMOTE_ENDPOINT for an S3-compatible store),
+        added to .dvc/config.local as the default remote 'ci', or else the default remote.
+
+Each worker's output goes to .dvc/tmp/repro/<stage>.log, shown when its stage fails. A failing
+stage lets the others finish; SIGINT or SIGTERM stops every worker within seconds. Either way
+the exit status is non-zero (130 / 143 for the signals), no output dvc.lock does not record is
+left behind, and running the command again runs only what is missing. docs/parallel.md has the
+sharded flow as a CI matrix, a Slurm job array and a Kubernetes indexed Job.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hw1.data import REAL_SIZES
+from hw1.errors import UserError
+from hw1.params import load_params, validate_seeds
+from hw1.runs import RunId, pipeline_runs, run_params
+from hw1.splits import N_CLASSES
+from scripts import verify
+from scripts.review import Remote, ReviewError, no_remote_reason, remote_added
+
+PROG = "repro"
+# The stages every training stage needs or that need none (run first), and those that read
+# every training stage's results (run last). Every other stage of dvc.yaml is a training stage.
+UPSTREAM = ("check_params", "fetch", "prepare", "boolean")
+FINAL = ("figures", "tables")
+LOGS = Path(".dvc/tmp/repro")         # DVC's own scratch directory: ignored by git and DVC
+STOP_GRACE_S = 8.0                    # SIGINT, then SIGTERM, then SIGKILL, this far apart
+N_INPUTS = 28 * 28 + 1                # pixels and the bias feature
+# The cost model of `estimated_cost`, fitted to the per-epoch times of benchmarks/ on full-size
+# data, one thread (README, "Speed"): a PyTorch step costs a fixed 160 us, plus per example a
+# time per weight that shrinks as the batch grows (a batch-16 matmul uses each weight less
+# efficiently than a batch-256 one); a NumPy example a fixed 4 us plus 0.096 ns per weight.
+TORCH_STEP_S, TORCH_WEIGHT_S = 160e-6, 0.336e-9
+NUMPY_EXAMPLE_S, NUMPY_WEIGHT_S = 4e-6, 0.096e-9
+
+
+class ReproError(UserError):
+    """Ends the command: its message is printed as one line on stderr, exit status 1."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: every worker is stopped, the exit status 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    print(f"{PROG}: {message}", file=stream or sys.stdout, flush=True)
+
+
+# --- the plan: which stages, how long each --------------------------------------------------
+
+def training_stages(params: Mapping[str, Any]) -> list[str]:
+    """Every training stage of params.yaml (``train@42``, ``q1@mlp-42``, ``q2@ffn_lr1-42``), by
+    run, then seed."""
+    seeds = validate_seeds(dict(params))
+    return [run.seed_stage(seed) for run in pipeline_runs(params) for seed in seeds]
+
+
+def run_of(stage: str) -> RunId:
+    """``q2@ffn_lr1-42`` -> ``RunId("q2", "ffn_lr1")``."""
+    run = stage.rsplit("-", 1)[0] if not stage.startswith("train@") else "train"
+    return RunId.parse(run)
+
+
+def model_weights(cfg: Mapping[str, Any]) -> int:
+    """The number of weights of the model ``cfg`` describes."""
+    if cfg["model"] in ("perceptron", "logistic_regression"):
+        return N_INPUTS * N_CLASSES
+    hidden = cfg["hidden_size"]
+    layers = cfg.get("layers", 1)  # the NumPy MLP has one hidden layer
+    return N_INPUTS * hidden + (layers - 1) * (hidden + 1) * hidden + (hidden + 1) * N_CLASSES
+
+
+def estimated_cost(params: Mapping[str, Any], stage: str) -> float:
+    """Estimated seconds ``stage`` trains on full-size data on one core, from params alone:
+    epochs x training examples x the cost of one example at the run's batch size for its model
+    (``TORCH_*``, ``NUMPY_*``; the Question 1 runs update per example).
+
+    Deterministic and rough (a run that diverges stops early): it orders the stages longest
+    first and balances the shards."""
+    run = run_of(stage)
+    cfg = run_params(params, run)
+    weights = model_weights(cfg)
+    if run.group == "q1":
+        per_example = NUMPY_EXAMPLE_S + NUMPY_WEIGHT_S * weights
+    else:
+        batch = cfg["batch_size"]
+        per_example = TORCH_STEP_S / batch + TORCH_WEIGHT_S * weights * batch ** (-1 / 3)
+    return cfg["epochs"] * REAL_SIZES["train"] * per_example
+
+
+def longest_first(params: Mapping[str, Any], stages: Iterable[str]) -> list[str]:
+    """``stages`` by estimated cost, longest first; ties in params.yaml's order."""
+    order = {name: i for i, name in enumerate(training_stages(params))}
+    return sorted(stages, key=lambda s: (-estimated_cost(params, s), order[s]))
+
+
+def shards(params: Mapping[str, Any], k: int) -> list[list[str]]:
+    """Every training stage in one of ``k`` shards of about equal estimated cost: greedy, longest
+    first, each stage to the shard with the least so far (the lowest-numbered of equals)."""
+    loads = [0.0] * k
+    out: list[list[str]] = [[] for _ in range(k)]
+    for stage in longest_first(params, training_stages(params)):
+        i = loads.index(min(loads))
+        out[i].append(stage)
+        loads[i] += estimated_cost(params, stage)
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``: shard 2 of 4, numbered from 1."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ReproError(f"--shard {text}: expected I/K with 1 <= I <= K, e.g. --shard 1/4")
+    return int(match[1]), int(match[2])
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+
+
+# --- processes: each in its own process group, stopped together -----------------------------
+
+LIVE: dict[int, subprocess.Popen] = {}   # every child still running, by pid
+
+
+def dvc_command(*args: str) -> list[str]:
+    """`dvc ARGS` of the interpreter running this, whatever the PATH holds."""
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def spawn(args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any) \
+        -> subprocess.Popen:
+    """Starts ``args`` in a process group of its own (so a terminal's Ctrl-C reaches this
+    process alone, which stops the groups in order) and registers it as live."""
+    proc = subprocess.Popen(list(args), env=dict(env) if env else None,
+                            start_new_session=True, **kwargs)
+    LIVE[proc.pid] = proc
+    return proc
+
+
+def reap(proc: subprocess.Popen) -> None:
+    LIVE.pop(proc.pid, None)
+
+
+def stop_all() -> None:
+    """Stops every live child's process group: SIGINT (DVC passes it to the stage, which exits,
+    and DVC releases its locks), then SIGTERM, then SIGKILL, ``STOP_GRACE_S`` apart."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        procs = [p for p in LIVE.values() if p.poll() is None]
+        if not procs:
+            break
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    for proc in list(LIVE.values()):
+        if proc.stdout:
+            proc.stdout.close()
+        reap(proc)
+
+
+def stage_names(output: str) -> tuple[set[str], set[str]]:
+    """(stages run, stages restored from the run-cache) in a `dvc repro` output."""
+    ran = set(re.findall(r"^Running stage '([^']+)'", output, flags=re.M))
+    restored = set(re.findall(r"^Stage '([^']+)' is cached", output, flags=re.M))
+    return ran, restored
+
+
+def dvc_cause(output: str) -> str:
+    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    return errors[-1].removeprefix("ERROR:").strip() if errors else "see the output above"
+
+
+@dataclass
+class Session:
+    """What this command did to the workspace: the stages it started, for the clean-up."""
+    touched: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> str:
+        return f"[{time.monotonic() - self.started:6.1f} s]"
+
+    def dvc(self, *args: str) -> str:
+        """`dvc ARGS`, its output shown as it comes; returns it. A failure raises ReproError
+        naming the command and DVC's cause."""
+        proc = spawn(dvc_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     text=True, bufsize=1)
+        lines = []
+        for line in proc.stdout:  # an interruption leaves the pipe open until `stop_all`
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+            self.touched |= set().union(*stage_names(line))
+        proc.wait()
+        proc.stdout.close()
+        reap(proc)
+        output = "".join(lines)
+        if proc.returncode != 0:
+            raise ReproError(f"dvc {' '.join(args)} failed: {dvc_cause(output)}")
+        return output
+
+
+# --- the training stages in N workers -------------------------------------------------------
+
+@dataclass
+class Worker:
+    stage: str
+    proc: subprocess.Popen
+    log: Path
+    started: float
+
+
+def out_of_date(stages: Sequence[str]) -> list[str]:
+    """The ``stages`` that `dvc status` says are not up to date (dvc.lock does not record their
+    outputs for their deps and params as they are)."""
+    if not stages:
+        return []
+    proc = subprocess.run(dvc_command("status", "--json", *stages), capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise ReproError(f"dvc status failed: {dvc_cause(proc.stdout + proc.stderr)}")
+    status = json.loads(proc.stdout or "{}")
+    return [s for s in stages if s in status]
+
+
+def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[str],
+                 jobs: int) -> None:
+    """Runs ``stages`` in ``jobs`` workers, longest first; the others go on when one fails.
+    Raises ReproError naming the failed stages and their logs once every worker has ended."""
+    todo = longest_first(params, stages)
+    if not todo:
+        say("every training stage is up to date")
+        return
+    workers = max(1, min(jobs, len(todo)))
+    threads = max(1, available_cores() // workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    LOGS.mkdir(parents=True, exist_ok=True)
+    say(f"{len(todo)} training stage(s) to run in {workers} worker(s), {threads} thread(s) "
+        f"each; each stage's output in {LOGS}/<stage>.log")
+    waiting, running, failed = list(todo), [], []
+    longest = ("", 0.0)
+    began = time.monotonic()
+    while waiting or running:
+        while waiting and len(running) < workers:
+            stage = waiting.pop(0)
+            log = LOGS / f"{stage}.log"
+            with open(log, "w") as fh:
+                proc = spawn(dvc_command("--wait-for-lock", "repro", "-s", stage), env=env,
+                             stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            session.touched.add(stage)
+            running.append(Worker(stage, proc, log, time.monotonic()))
+            say(f"{session.elapsed()} started  {stage}")
+        time.sleep(0.1)
+        for worker in [w for w in running if w.proc.poll() is not None]:
+            running.remove(worker)
+            reap(worker.proc)
+            seconds = time.monotonic() - worker.started
+            left = len(waiting) + len(running)
+            if worker.proc.returncode == 0:
+                _, restored = stage_names(worker.log.read_text())
+                how = "restored from the run-cache" if worker.stage in restored else "ran"
+                longest = max(longest, (worker.stage, seconds), key=lambda x: x[1])
+                say(f"{session.elapsed()} finished {worker.stage} in {seconds:.1f} s ({how}); "
+                    f"{left} remaining")
+            else:
+                failed.append(worker)
+                say(f"{session.elapsed()} FAILED   {worker.stage} after {seconds:.1f} s "
+                    f"(exit {worker.proc.returncode}, log {worker.log}); {left} remaining")
+    say(f"{len(todo) - len(failed)} of {len(todo)} training stage(s) in "
+        f"{time.monotonic() - began:.1f} s; longest {longest[0] or '-'} ({longest[1]:.1f} s)")
+    if failed:
+        for worker in failed:
+            tail = worker.log.read_text().splitlines()[-15:]
+            print(f"--- {worker.log} (last {len(tail)} lines)", *tail, sep="\n",
+                  file=sys.stderr)
+        names = ", ".join(f"{w.stage} (log {w.log})" for w in failed)
+        raise ReproError(f"{len(failed)} training stage(s) failed: {names}; the others are "
+                         f"recorded in dvc.lock, and running this again runs only what is "
+                         f"missing")
+
+
+# --- what a stopped or failed run leaves ----------------------------------------------------
+
+def remove_unrecorded(stages: Iterable[str]) -> list[str]:
+    """Removes every output of ``stages`` whose file dvc.lock does not record (a stage stopped
+    half-way, or one that failed after writing some outputs), as DVC itself removes a stage's
+    outputs before running it; persistent outputs stay. Returns the paths removed."""
+    from dvc.repo import Repo, lock_repo
+
+    names = sorted(set(stages))
+    if not names:
+        return []
+    removed = []
+    with Repo() as repo, lock_repo(repo):
+        persist = {str(out) for name in names for stage in repo.stage.collect(name)
+                   for out in stage.outs if out.persist}
+        for entries in repo.status(targets=names).values():
+            for entry in entries:
+                for path, state in (entry.get("changed outs") or {}).items():
+                    if state in ("modified", "new") and path not in persist:
+                        target = Path(repo.root_dir) / path
+                        if target.is_dir():
+                            shutil.rmtree(target)
+                        else:
+                            target.unlink(missing_ok=True)
+                        removed.append(path)
+    return sorted(removed)
+
+
+# --- the remote ------------------------------------------------------------------------------
+
+@contextmanager
+def remote_from(env: Mapping[str, str]) -> Iterator[None]:
+    """DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT) as the default remote of .dvc/config.local while
+    the block runs, as the review adds it; or else the project's default remote. ReproError if
+    there is neither, or an s3:// remote without keys."""
+    if env.get("DVC_REMOTE_URL"):
+        reason = no_remote_reason(env)
+        if reason:
+            raise ReproError(f"cannot use the remote: {reason}")
+        with remote_added(Remote.from_env(env)):
+            yield
+        return
+    proc = subprocess.run(dvc_command("remote", "default"), capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise ReproError("no DVC remote: set DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT for an "
+                         "S3-compatible store), or add one with `dvc remote add -d`")
+    yield
+
+
+def push(session: Session) -> None:
+    """Re-hashes the cache (scripts/verify.py: DVC pushes what it holds without re-hashing it),
+    then `dvc push --run-cache`."""
+    if verify.main([]) != 0:
+        raise ReproError(f"not pushing: the cache holds corrupt objects (above); run "
+                         f"`{verify.REMOVE}`, then this again")
+    session.dvc("push", "--run-cache")
+
+
+def not_in_run_cache(stages: Sequence[str]) -> list[str]:
+    """The ``stages`` that `dvc repro` could neither pull by dvc.lock nor restore from the local
+    run-cache, with their deps and params as they are in the workspace.
+
+    This is the look-up DVC makes before it runs a stage (`StageCache._load`, keyed by the
+    stage's command, deps and params), made without running anything: `dvc repro --dry` cannot
+    tell, as it does not hash the deps."""
+    from dvc.repo import Repo, lock_repo
+
+    missing = []
+    with Repo() as repo, lock_repo(repo):
+        for name in stages:
+            for stage in repo.stage.collect(name):
+                if not (stage.changed_deps() or stage.changed_stage()):
+                    continue  # dvc.lock records it as it is: its outputs are pulled
+                stage.save_deps()
+                if repo.stage_cache._load(stage) is None:
+                    missing.append(name)
+    return missing
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+def apply_overrides(overrides: Sequence[str]) -> None:
+    """``key=value`` edits to params.yaml as `dvc exp run -S` makes them (one line per value),
+    each checked before the file is replaced."""
+    from dvc.exceptions import DvcException
+    from dvc.utils.hydra import apply_overrides as hydra_apply
+
+    from hw1.outputs import write_bytes
+
+    path = Path("params.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        for override in overrides:
+            try:
+                hydra_apply(str(copy), [override])
+            except DvcException as err:
+                cause = str(err.__cause__ or err).splitlines()[0]
+                raise ReproError(f"-S {override}: {cause}; expected key=value with a key of "
+                                 f"params.yaml, e.g. -S train.lr=0.01") from None
+        write_bytes(path, copy.read_bytes())
+
+
+def final_repro(session: Session, training: Sequence[str], *args: str,
+                allowed: Iterable[str] = ()) -> None:
+    """`dvc repro ARGS` of the whole pipeline; ReproError if it ran a training stage (other
+    than ``allowed``): every one must have been recorded or restored before."""
+    ran, _ = stage_names(session.dvc("repro", *args))
+    trained = sorted((ran & set(training)) - set(allowed))
+    if trained:
+        raise ReproError(f"the final dvc repro ran training stage(s) {', '.join(trained)}, "
+                         f"which should have been up to date")
+    say(f"final dvc repro ran {', '.join(sorted(ran)) or 'nothing'} (no training stage)")
+
+
+def reproduce_here(session: Session, jobs: int, overrides: Sequence[str],
+                   name: str | None) -> None:
+    if overrides:
+        apply_overrides(overrides)
+    session.dvc("repro", *UPSTREAM)
+    params = load_params()
+    training = training_stages(params)
+    run_training(session, params, out_of_date(training), jobs)
+    final_repro(session, training)
+    if overrides or name:
+        saved = session.dvc("exp", "save", *(["--name", name] if name else []))
+        say(f"{saved.strip().splitlines()[-1]} (`dvc exp show` lists it)")
+
+
+def upstream(session: Session) -> None:
+    session.dvc("repro", "--pull", *UPSTREAM)
+    push(session)
+
+
+def shard(session: Session, index: int, k: int) -> None:
+    params = load_params()
+    mine = shards(params, k)[index - 1]
+    if not mine:
+        say(f"shard {index}/{k} has no training stage ({len(training_stages(params))} in all)")
+        return
+    say(f"shard {index}/{k}: {', '.join(mine)}")
+    ran, _ = stage_names(session.dvc("repro", "--pull", *mine))
+    push(session)
+    say(f"shard {index}/{k}: {len(ran & set(mine))} trained, "
+        f"{len(set(mine) - ran)} restored or up to date")
+
+
+def unrestorable(session: Session) -> tuple[list[str], list[str]]:
+    """Restores the upstream stages from the remote (`dvc repro --pull`, which also fetches the
+    remote's run-cache); returns every training stage and those the remote cannot restore,
+    which a `dvc repro --pull` would train."""
+    session.dvc("repro", "--pull", *UPSTREAM)
+    training = training_stages(load_params())
+    return training, not_in_run_cache(training)
+
+
+def assemble(session: Session, recompute: bool, jobs: int) -> None:
+    training, missing = unrestorable(session)
+    if missing and not recompute:
+        raise ReproError(f"no shard produced {len(missing)} training stage(s): "
+                         f"{', '.join(missing)}; run their shard jobs again, or pass "
+                         f"--recompute-missing to train them here")
+    params = load_params()
+    present = [s for s in training if s not in missing]
+    if present:
+        ran, _ = stage_names(session.dvc("repro", "--pull", *present))
+        if ran & set(present):
+            say(f"trained here, as the remote lacked their outputs: "
+                f"{', '.join(s for s in present if s in ran)}")
+    if missing:
+        say(f"recomputing {len(missing)} training stage(s) no shard produced")
+        run_training(session, params, out_of_date(missing), jobs)
+    final_repro(session, training, "--pull")
+    push(session)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.repro", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", nargs="?", choices=("upstream", "assemble"),
+                        help="a step of the sharded flow (default: everything, here)")
+    parser.add_argument("-j", "--jobs", type=int, default=available_cores(),
+                        help="training stages at once (default: the cores, %(default)s)")
+    parser.add_argument("-S", "--set-param", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="params.yaml edit, as `dvc exp run -S`")
+    parser.add_argument("-n", "--name", help="the experiment's name (`dvc exp save -n`)")
+    parser.add_argument("--shard", metavar="I/K", help="run shard I of K of the training "
+                                                      "stages and push them")
+    parser.add_argument("--recompute-missing", action="store_true",
+                        help="assemble: train here what no shard produced")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give at least 1")
+    if args.step and args.shard:
+        parser.error(f"--shard runs a shard of its own: use it without '{args.step}'")
+    if (args.step or args.shard) and (args.overrides or args.name):
+        parser.error("-S and --name apply to a run on this machine: in the sharded flow every "
+                     "job reproduces the committed params.yaml")
+    if args.recompute_missing and args.step != "assemble":
+        parser.error("--recompute-missing applies to assemble only")
+    return args
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    env = os.environ if env is None else env
+    session = Session()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupted)
+    try:
+        if args.shard or args.step:
+            index_k = parse_shard(args.shard) if args.shard else None
+            with remote_from(env):
+                if index_k:
+                    shard(session, *index_k)
+                elif args.step == "upstream":
+                    upstream(session)
+                else:
+                    assemble(session, args.recompute_missing, args.jobs)
+        else:
+            reproduce_here(session, args.jobs, args.overrides, args.name)
+        return 0
+    except (UserError, ReviewError) as err:
+        ignore_signals()                           # the clean-up takes a few seconds
+        stop_all()
+        removed = remove_unrecorded(session.touched)
+        if removed:
+            say(f"removed {len(removed)} output(s) dvc.lock does not record", sys.stderr)
+        say(str(err), sys.stderr)
+        return 1
+    except Interrupted as stop:
+        ignore_signals()                           # a second Ctrl-C waits for the clean-up
+        running = sorted(p.args[-1] for p in LIVE.values() if p.poll() is None)
+        stop_all()
+        removed = remove_unrecorded(session.touched)
+        say(f"stopped by {stop} after {time.monotonic() - session.started:.1f} s"
+            + (f" (stopped {len(running)} worker(s))" if running else "")
+            + (f"; removed {len(removed)} output(s) dvc.lock does not record" if removed
+               else "") + "; running this again runs only what is missing", sys.stderr)
+        return 128 + stop.signum
+
+
+if __name__ == "__main__":
+    os.chdir(Path(__file__).resolve().parents[1])
+    sys.exit(main())
