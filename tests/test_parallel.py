@@ -286,8 +286,7 @@ def test_a_failing_stage_lets_the_others_finish_and_a_rerun_completes_only_it(pa
     assert re.search(r"finished q1@mlp-42 in .* \(ran\)", result.stdout)
     assert "final dvc repro" not in result.stdout        # figures and tables wait for every run
     assert out_of_date(repo) == {failing, *repro.FINAL}
-    assert not (repo.path / "metrics/seeds/q2/ffn_lr1e-3/42.json").exists()
-    assert unrecorded_outputs(repo) == {}
+    assert unrecorded_outputs(repo) == {}   # what is left of it is its run dvc.lock records
     assert_no_lock(repo)
     assert repo.run("exp", "list", "--name-only").stdout.strip() == ""   # nothing saved
 
@@ -492,6 +491,6 @@ def test_two_shards_at_once_push_to_one_s3_store_and_assemble_names_the_rest(tmp
         assert store.objects("hw1/runs/")                  # the run-cache, in the store
         last = clone(origin.path, tmp_path / "assemble")
         assert_assemble_names_missing(last, [s for shard in split[2:] for s in shard], remote)
-        assert "url = s3://results/hw1" in (last.path / ".dvc/config.local").read_text()
+        assert not (last.path / ".dvc/config.local").exists()   # the remote added, then gone
     finally:
         store.stop()
