@@ -21,6 +21,7 @@ Q2_RUNS = ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3", "ffn_bs1024", "ffn
            "ffn_bs256_e150_dropout"]
 TORCH_STAGES = ["train@42"] + [f"q2@{run}-42" for run in Q2_RUNS]
 
+@pytest.mark.slow
 def test_each_run_reruns_only_when_its_own_params_change(dvc_repo):
     first = dvc_repo.run("repro", "train", "q2")
     assert stages_run(first.stdout) == {"check_params", "fetch", "prepare", *TORCH_STAGES}

@@ -77,6 +77,7 @@ def test_a_typo_in_params_stops_repro_before_any_output_is_deleted(repo):
     assert digests(repo.path) == before
 
 
+@pytest.mark.slow
 def test_adding_a_seed_trains_only_the_new_seed_and_removing_it_retrains_nothing(repo):
     params = repo.params()
     runs = ["train@7"] + [f"{group}@{name}-7" for group in ("q1", "q2") for name in params[group]]

@@ -83,6 +83,7 @@ def read_only(path: Path) -> Iterator[None]:
                        check=True)
 
 
+@pytest.mark.slow
 def test_a_stage_killed_at_each_write_point_leaves_git_and_dvc_as_before(repo):
     before = state(repo)
     assert before[:2] == ("", "Data and pipelines are up to date.\n")

@@ -265,6 +265,7 @@ def test_parallel_run_trains_each_stage_once_and_the_final_repro_none(parallel_r
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_a_failing_stage_lets_the_others_finish_and_a_rerun_completes_only_it(parallel_repo):
     repo = parallel_repo
     failing = "q2@ffn_lr1e-3-42"
@@ -340,6 +341,7 @@ def stop(proc: subprocess.Popen, signum: int) -> tuple[str, str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_sigint_stops_every_worker_and_a_rerun_completes_only_what_is_missing(parallel_repo):
     repo = parallel_repo
     runs = ["train", "q2.ffn_lr1", "q2.ffn_lr1e-2", "q1.mlp"]   # epochs no run-cache holds
@@ -436,6 +438,7 @@ def test_a_step_of_the_sharded_flow_without_a_remote_says_how_to_give_one(dvc_re
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_repo,
                                                                         tmp_path):
     origin = project_repo(tmp_path / "origin")
@@ -470,6 +473,7 @@ def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_two_shards_at_once_push_to_one_s3_store_and_assemble_names_the_rest(tmp_path):
     pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
     pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
 pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")

@@ -25,6 +25,7 @@ def _table(repo, number: int) -> dict[str, dict[str, str]]:
     return {row["run"]: row for row in rows}
 
 
+@pytest.mark.slow
 def test_review_workflow_on_the_whole_pipeline(pipeline_repo):
     dvc_repo = pipeline_repo   # the whole pipeline, reproduced and committed on main
     for name in FIGURES:
