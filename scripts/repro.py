@@ -50,7 +50,7 @@ from hw1.params import load_params, validate_seeds
 from hw1.runs import RunId, pipeline_runs, run_params
 from hw1.splits import N_CLASSES
 from scripts import verify
-from scripts.review import Remote, ReviewError, no_remote_reason, remote_added
+from scripts.review import Remote, ReviewError, dvc_cause, no_remote_reason, remote_added
 
 PROG = "repro"
 # The stages every training stage needs or that need none (run first), and those that read
@@ -210,11 +210,6 @@ def stage_names(output: str) -> tuple[set[str], set[str]]:
     ran = set(re.findall(r"^Running stage '([^']+)'", output, flags=re.M))
     restored = set(re.findall(r"^Stage '([^']+)' is cached", output, flags=re.M))
     return ran, restored
-
-
-def dvc_cause(output: str) -> str:
-    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
-    return errors[-1].removeprefix("ERROR:").strip() if errors else "see the output above"
 
 
 @dataclass

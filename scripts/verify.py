@@ -29,16 +29,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw1.outputs import file_md5
+
 OBJECT = re.compile(r"[0-9a-f]{30}(\.dir)?")
 REMOVE = "python -m scripts.verify --remove-corrupt"
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ def corrupt_objects(cache: Path) -> Iterator[tuple[Path, str]]:
     for path in sorted(cache.glob("??/*")):
         if not OBJECT.fullmatch(path.name) or not path.is_file():
             continue
-        got = md5_of(path)
+        got = file_md5(path)
         if got != path.parent.name + path.name.removesuffix(".dir"):
             yield path, got
 
@@ -88,7 +82,7 @@ def dir_listing(cache: Path, md5: str, corrupt: set[Path]) -> dict[str, str] | N
 
 def dir_md5(path: Path) -> str:
     """DVC's hash of a directory: the MD5 of its listing as the ``.dir`` object holds it."""
-    listing = [{"md5": md5_of(f), "relpath": f.relative_to(path).as_posix()}
+    listing = [{"md5": file_md5(f), "relpath": f.relative_to(path).as_posix()}
                for f in sorted(path.rglob("*")) if f.is_file()]
     return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
 
@@ -109,12 +103,12 @@ def workspace_mismatches(out: Output, cache: Path,
         files = {f.relative_to(out.path).as_posix(): f
                  for f in sorted(out.path.rglob("*")) if f.is_file()}
         for rel in sorted(listing.keys() | files.keys()):
-            got = md5_of(files[rel]) if rel in files else "none (missing)"
+            got = file_md5(files[rel]) if rel in files else "none (missing)"
             if got != listing.get(rel):
                 yield (out.path / rel, got, listing.get(rel, "none (not in the directory)"),
                        f"the listing of {out.name}")
     elif out.path.is_file():
-        got = md5_of(out.path)
+        got = file_md5(out.path)
         if got != out.md5:
             yield out.path, got, out.md5, "dvc.lock"
 
