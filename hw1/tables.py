@@ -520,7 +520,8 @@ def benchmark_table(params: Mapping[str, Any], benchmark: Mapping[str, Any],
               f"Benchmark protocol: {benchmark['protocol']}",
               f"Reproduced: each run as params.yaml trains it (the report's protocol), its model "
               f"after the last epoch scored on the whole official test split ({n_test} images) "
-              f"with `medmnist.evaluator`'s getACC and getAUC (AUC on {benchmark['auc_from']}, "
+              f"with ACC and AUC as `medmnist.evaluator` computes them "
+              f"(AUC on {benchmark['auc_from']}, "
               f"as the benchmark's, except where a row says otherwise)."]
     if several:
         notes.append(f"ACC and AUC: the mean ± sample sd (n) over seeds "

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -146,13 +146,37 @@ def child_seeds(seed: int, n: int) -> list[int]:
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
 
 
+class SGD:
+    """Plain SGD with L2 weight decay, the update of ``torch.optim.SGD`` without momentum, op for
+    op (``grad + l2_decay * param``, then ``param -= lr * grad``), so its weights are equal to
+    the bit. ``torch.optim`` would import ``torch._dynamo`` on its first call: seconds of every
+    training stage's start."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0):
+        self.params, self.lr, self.weight_decay = list(params), lr, weight_decay
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for param in self.params:
+            if param.grad is None:
+                continue
+            grad = param.grad
+            if self.weight_decay != 0:
+                grad = grad.add(param, alpha=self.weight_decay)
+            param.add_(grad, alpha=-self.lr)
+
+
 def make_optimizer(model: nn.Module, name: str, lr: float,
-                   l2_decay: float) -> torch.optim.Optimizer:
+                   l2_decay: float) -> SGD | torch.optim.Optimizer:
     """SGD or Adam with L2 regularization as the optimizer's weight decay."""
-    # SGD keeps torch's CPU default, the per-tensor loop: foreach and fused were no faster on
-    # the CPU (benchmarks/bench_torch.py).
+    # SGD loops over the tensors as torch does on the CPU by default: foreach and fused were no
+    # faster there (benchmarks/bench_torch.py).
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=l2_decay)
+        return SGD(model.parameters(), lr=lr, weight_decay=l2_decay)
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=l2_decay, foreach=True)
     raise ValueError(f"unknown optimizer {name!r}; expected sgd or adam")
@@ -183,7 +207,7 @@ class EpochBatches:
         return zip(self._x.split(self.batch_size), self._y.split(self.batch_size))
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+def train_epoch(model: nn.Module, optimizer: SGD | torch.optim.Optimizer,
                 batches: EpochBatches) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over the shuffled training set. Returns the mean batch loss and the number of
     examples its forward passes classified right (train mode, each batch by the weights before

@@ -17,6 +17,8 @@ from hw1.data import synthetic_octmnist
 from hw1.scoring import (
     AUC_FROM_PROBABILITIES,
     AUC_FROM_SCORES,
+    accuracy,
+    macro_auc,
     score_set,
     score_test_sets,
     softmax,
@@ -60,6 +62,45 @@ def test_auc_equals_scikit_learns_ovr_macro_auc():
         pytest.approx(AUC_BY_HAND, abs=1e-12)
     assert score_set(Y, np.log(P), True)["auc"] == pytest.approx(
         metrics.roc_auc_score(Y, P, multi_class="ovr", average="macro"), abs=1e-12)
+
+
+def score_sets() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Labels and class scores of every kind a run produces: continuous probabilities, rounded
+    ones full of ties, one class far more common, constant columns, integer scores, and the
+    official split's 1,000 images."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for n in (4, 9, 50, 529, 1000):
+        y = np.r_[np.arange(4), rng.integers(0, 4, n - 4)]
+        logits = rng.normal(size=(n, 4)) + 1.5 * np.eye(4)[y]
+        cases += [(f"probabilities n={n}", y, softmax(logits)),
+                  (f"rounded n={n}", y, np.round(softmax(logits), 1)),
+                  (f"integer scores n={n}", y, rng.integers(-2, 3, (n, 4)).astype(float))]
+    y = np.r_[np.arange(4), np.zeros(96, int)]
+    cases.append(("one class of 97", y, softmax(rng.normal(size=(100, 4)))))
+    scores = softmax(rng.normal(size=(40, 4)))
+    scores[:, 2] = 0.25
+    cases.append(("a constant column", np.r_[np.arange(4), rng.integers(0, 4, 36)], scores))
+    return cases
+
+
+@pytest.mark.parametrize("name, y, scores", score_sets(), ids=lambda v: v if isinstance(v, str)
+                         else "")
+def test_acc_and_auc_equal_medmnists_evaluator_to_the_last_bit(name, y, scores):
+    from medmnist.evaluator import getACC, getAUC
+
+    assert accuracy(y, scores) == getACC(y, scores, "multi-class")
+    assert macro_auc(y, scores) == getAUC(y, scores, "multi-class")
+
+
+def test_scoring_imports_neither_medmnist_nor_scikit_learn_nor_torch():
+    code = ("import sys, hw1.scoring, stages.train_numpy; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'medmnist', 'sklearn', 'scipy', 'torch', 'pandas'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_softmax_is_stable_and_sums_to_one():

@@ -411,3 +411,43 @@ def test_stage_without_prepared_data_says_how_to_make_it(tmp_path, monkeypatch):
                                         "prepare` first"):
         train_torch.main(["train", "42"])
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+
+
+@pytest.mark.parametrize("l2_decay", [0.0, 1e-4])
+def test_sgd_updates_the_weights_as_torch_optim_sgd_to_the_bit(l2_decay):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 784), torch.randint(0, 4, (64,))
+    cfg = {**FFN, "hidden_size": 200, "layers": 2, "l2_decay": l2_decay}
+    init = build_model(cfg, seed=3).state_dict()
+    ours, theirs = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    optimizers = [make_optimizer(ours, "sgd", 0.1, l2_decay),
+                  torch.optim.SGD(theirs.parameters(), lr=0.1, weight_decay=l2_decay)]
+    for xb, yb in zip(x.split(16), y.split(16)):
+        for model, optimizer in zip((ours, theirs), optimizers):
+            optimizer.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+    got, want = ours.state_dict(), theirs.state_dict()
+    assert all(torch.equal(got[name], want[name]) for name in want)
+    assert not any(torch.equal(got[name], init[name]) for name in init)   # every tensor moved
+
+
+def test_a_training_run_imports_neither_torch_dynamo_nor_scikit_learn(tmp_path):
+    """torch.optim imports torch._dynamo on its first call, and medmnist.evaluator imports
+    scikit-learn (and torch): seconds of every training stage's start, which it does without."""
+    import os
+    import subprocess
+    import sys
+
+    save_prepared(tmp_path / "prepared", tiny_splits())
+    code = ("import json, sys; from hw1.torch_models import build_model; "
+            "from hw1.torch_training import fit; from hw1.splits import load_prepared; "
+            "cfg = json.loads(sys.argv[1]); "
+            "fit(build_model(cfg, 0), load_prepared('prepared'), cfg, 0); "
+            "print(sorted(m for m in ('torch._dynamo', 'sklearn', 'medmnist') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(FFN)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
