@@ -348,6 +348,35 @@ def remove_unrecorded(stages: Iterable[str]) -> list[str]:
     return sorted(removed)
 
 
+def release_stale_locks() -> int:
+    """Removes from DVC's stage lock file (.dvc/tmp/rwlock) the entries of dvc processes that
+    no longer run: a worker stopped before it released its stages' outputs. DVC drops such
+    entries itself, with a warning, the next time it locks them; this leaves none behind.
+    Returns how many it removed."""
+    import psutil
+    from dvc.repo import Repo
+    from dvc.rwlock import _edit_rwlock  # how DVC edits the file, under DVC's own guard
+
+    def alive(info: Mapping[str, Any]) -> bool:
+        return psutil.pid_exists(int(info["pid"]))
+
+    removed = 0
+    with Repo() as repo, _edit_rwlock(repo.tmp_dir, repo.fs,
+                                      repo.config["core"].get("hardlink_lock", False)) as lock:
+        for path, info in list(lock["write"].items()):
+            if not alive(info):
+                del lock["write"][path]
+                removed += 1
+        for path, infos in list(lock["read"].items()):
+            kept = [info for info in infos if alive(info)]
+            removed += len(infos) - len(kept)
+            if kept:
+                lock["read"][path] = kept
+            else:
+                del lock["read"][path]
+    return removed
+
+
 # --- the remote ------------------------------------------------------------------------------
 
 @contextmanager
@@ -555,6 +584,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except (UserError, ReviewError) as err:
         ignore_signals()                           # the clean-up takes a few seconds
         stop_all()
+        release_stale_locks()
         removed = remove_unrecorded(session.touched)
         if removed:
             say(f"removed {len(removed)} output(s) dvc.lock does not record", sys.stderr)
@@ -564,6 +594,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         ignore_signals()                           # a second Ctrl-C waits for the clean-up
         running = sorted(p.args[-1] for p in LIVE.values() if p.poll() is None)
         stop_all()
+        release_stale_locks()
         removed = remove_unrecorded(session.touched)
         say(f"stopped by {stop} after {time.monotonic() - session.started:.1f} s"
             + (f" (stopped {len(running)} worker(s))" if running else "")

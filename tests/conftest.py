@@ -4,6 +4,7 @@ that run the real `dvc` commands on a small synthetic dataset; and `run_module`,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,14 +118,53 @@ def module_dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
     return project_repo(tmp_path_factory.mktemp("module") / "repo")
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """``path`` locked (flock) while the block runs: one process at a time, whichever xdist
+    worker it is."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def copy_repo(src: DvcRepo, dest: Path) -> DvcRepo:
+    """A copy of ``src`` at ``dest``: git, the workspace and DVC's cache (run-cache included);
+    DVC's scratch directory (.dvc/tmp: locks, its hash database) is left for DVC to rebuild."""
+    shutil.copytree(src.path, dest, symlinks=True,
+                    ignore=lambda d, _: ["tmp"] if Path(d).name == ".dvc" else [])
+    return DvcRepo(dest)
+
+
 @pytest.fixture(scope="session")
-def pipeline_baseline(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
-    """The whole pipeline reproduced once for the session, committed and tagged `baseline`."""
-    repo = project_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    repo.run("repro")
-    repo.commit("baseline")
-    repo.run("git", "tag", "baseline")
-    return repo
+def built_baseline(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """The whole pipeline reproduced once for the whole test run, committed and tagged
+    `baseline`: built by the first xdist worker that asks (the others wait for it) in the
+    directory the workers share. Never changed: tests work on copies (``pipeline_baseline``)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if worker else shared
+    path, done = shared / "pipeline" / "repo", shared / "pipeline" / "built"
+    (shared / "pipeline").mkdir(exist_ok=True)
+    with file_lock(shared / "pipeline.lock"):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)     # a build that failed in another worker
+            repo = project_repo(path)
+            repo.run("repro")
+            repo.commit("baseline")
+            repo.run("git", "tag", "baseline")
+            done.touch()
+    return DvcRepo(path)
+
+
+@pytest.fixture(scope="session")
+def pipeline_baseline(built_baseline: DvcRepo,
+                      tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """This worker's copy of ``built_baseline``: the whole pipeline reproduced, committed and
+    tagged `baseline`."""
+    return copy_repo(built_baseline, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def at_baseline(repo: DvcRepo) -> DvcRepo:
@@ -212,7 +253,7 @@ def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
 
 
 # Fixtures that run `dvc`: a test using one must be marked `e2e`, or `-m "not e2e"` runs it.
-E2E_FIXTURES = ("dvc_repo", "module_dvc_repo", "pipeline_baseline")
+E2E_FIXTURES = ("dvc_repo", "module_dvc_repo", "built_baseline", "pipeline_baseline")
 
 
 def unmarked_e2e(items: list[pytest.Item]) -> list[str]:

@@ -1,6 +1,7 @@
-"""scripts/repro.py: the pipeline in parallel workers on one machine and in shards across clones
-that share a DVC remote, with the real `dvc` on the small synthetic project, its outputs
-compared byte for byte with a serial `dvc repro`'s (the session's `pipeline_baseline`).
+"""scripts/repro.py on one machine: the plan (stages, their order, shards, the command line),
+then the pipeline in parallel workers with the real `dvc` on the small synthetic project, its
+outputs compared byte for byte with a serial `dvc repro`'s (the session's `pipeline_baseline`);
+a failing stage, SIGINT and SIGTERM. The sharded flow is in tests/test_shards.py.
 
 The parallel run here has 2 workers of cores / 2 threads each, the serial run all cores, so on a
 machine with 2 cores or more the comparison also shows that a run's bytes do not depend on its
@@ -8,126 +9,31 @@ thread count (the batch-256 and batch-1024 runs train on every core they are giv
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GIT_ENV, REPO, DvcRepo, at_baseline, project_repo, stages_run
+from conftest import REPO, DvcRepo, at_baseline, stages_run
+from repro_runs import (
+    JOBS,
+    assert_no_lock,
+    assert_no_temporary_files,
+    assert_same_outputs,
+    command,
+    out_of_date,
+    run_repro,
+    started,
+    unrecorded_outputs,
+)
 
 from scripts import repro
-
-JOBS = "2"
-TIME_CLAIM = "table4_batch16_vs_1024"   # compares training seconds
-OUTPUT_DIRS = ("data", "models", "metrics", "plots", "reports")
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-def without_seconds(value):
-    """``value`` (parsed JSON) without any key naming a time in seconds."""
-    if isinstance(value, dict):
-        return {k: without_seconds(v) for k, v in value.items() if "seconds" not in k}
-    return value
-
-
-def comparable(path: str, data: bytes) -> bytes:
-    """An output's bytes with what measures the machine left out: training seconds
-    (per-seed metrics, the summary, Table 4) and the claim that compares them."""
-    if path.startswith("metrics/seeds/") or path == "metrics/summary.json":
-        return json.dumps(without_seconds(json.loads(data))).encode()
-    if path == "metrics/claims.json":
-        return json.dumps({k: v for k, v in json.loads(data).items() if k != TIME_CLAIM}).encode()
-    text = data.decode("utf-8", errors="surrogateescape")
-    if path == "reports/claims.md":
-        return "\n".join(line for line in text.splitlines() if TIME_CLAIM not in line).encode()
-    if path == "reports/tables.md":
-        return re.sub(r"^## Table 4:.*?(?=^## )", "", text, flags=re.S | re.M).encode()
-    if path == "reports/tables/table4.csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        return json.dumps([{k: v for k, v in row.items()
-                            if "seconds" not in k and not k.startswith("best")}
-                           for row in rows]).encode()
-    return data
-
-
-def outputs(repo: DvcRepo) -> dict[str, bytes]:
-    """Every file the pipeline writes in ``repo``, comparable across runs."""
-    files = {}
-    for name in OUTPUT_DIRS:
-        for path in sorted((repo.path / name).rglob("*")):
-            if path.is_file():
-                rel = path.relative_to(repo.path).as_posix()
-                files[rel] = comparable(rel, path.read_bytes())
-    return files
-
-
-def assert_same_outputs(repo: DvcRepo, serial: DvcRepo) -> None:
-    got, want = outputs(repo), outputs(serial)
-    assert sorted(got) == sorted(want)
-    differ = [path for path in want if got[path] != want[path]]
-    assert differ == []
-    assert any(path.startswith("models/") for path in want)     # the comparison saw the models
-
-
-def command(repo: DvcRepo, *args: str, remote: dict[str, str] | None = None) \
-        -> tuple[list[str], dict[str, str]]:
-    """`python -m scripts.repro ARGS` in ``repo``, and its environment: the caller's without
-    any remote settings or keys, then ``remote``'s."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_REMOTE_", "AWS_"))}
-    env = {**clean, **GIT_ENV, **(remote or {}), "PYTHONPATH": str(repo.path)}
-    return [sys.executable, "-m", "scripts.repro", *args], env
-
-
-def run_repro(repo: DvcRepo, *args: str,
-              remote: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd, env = command(repo, *args, remote=remote)
-    return subprocess.run(cmd, cwd=repo.path, env=env, capture_output=True, text=True,
-                          timeout=900)
-
-
-def started(output: str) -> list[str]:
-    """The training stages the command's progress lines say it started, in order."""
-    return re.findall(r"\] started  (\S+)", output)
-
-
-def out_of_date(repo: DvcRepo) -> set[str]:
-    return set(json.loads(repo.run("status", "--json").stdout or "{}"))
-
-
-def unrecorded_outputs(repo: DvcRepo) -> dict[str, str]:
-    """Outputs on disk that dvc.lock does not record: what a stage stopped half-way leaves."""
-    status = json.loads(repo.run("status", "--json").stdout or "{}")
-    return {path: state for entries in status.values() for entry in entries
-            if isinstance(entry, dict)
-            for path, state in (entry.get("changed outs") or {}).items()
-            if state in ("modified", "new")}
-
-
-def assert_no_lock(repo: DvcRepo) -> None:
-    """No DVC process holds or left a lock: the rwlock file lists nobody, and a `dvc status`
-    that does not wait for the lock succeeds at once."""
-    rwlock = repo.path / ".dvc/tmp/rwlock"
-    if rwlock.exists():
-        assert all(not entries for entries in json.loads(rwlock.read_text()).values())
-    assert "Unable to acquire lock" not in repo.run("status").stderr
-
-
-def assert_no_temporary_files(repo: DvcRepo) -> None:
-    leftovers = [p for name in OUTPUT_DIRS for p in (repo.path / name).rglob(".*.tmp")]
-    assert leftovers == []
-
 
 # --- the plan (no dvc) -----------------------------------------------------------------------
 
@@ -214,6 +120,27 @@ def test_a_bad_override_names_it_and_leaves_params_yaml_alone(tmp_path, monkeypa
     changed = [(a, b) for a, b in zip(before.decode().splitlines(),
                                       params.read_text().splitlines()) if a != b]
     assert changed == [("  epochs: 20", "  epochs: 3"), ("    lr: 1.0", "    lr: 0.5")]
+
+
+def test_stale_lock_entries_of_dead_dvc_processes_are_released_and_live_ones_kept(
+        tmp_path, monkeypatch):
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = {"pid": os.getpid(), "cmd": "dvc repro -s b"}
+    gone = {"pid": dead.pid, "cmd": "dvc repro -s a"}
+    rwlock = tmp_path / ".dvc/tmp/rwlock"
+    rwlock.parent.mkdir(exist_ok=True)
+    rwlock.write_text(json.dumps({
+        "write": {"/w/models/a": gone, "/w/models/b": live},
+        "read": {"/w/data/prepared": [gone, live], "/w/params.yaml": [gone]}}))
+    monkeypatch.chdir(tmp_path)
+    assert repro.release_stale_locks() == 3
+    assert json.loads(rwlock.read_text()) == {
+        "write": {"/w/models/b": live}, "read": {"/w/data/prepared": [live]}}
+    assert repro.release_stale_locks() == 0
 
 
 # --- one machine -----------------------------------------------------------------------------
@@ -375,126 +302,3 @@ def test_sigterm_stops_the_upstream_repro_and_leaves_no_lock(parallel_repo):
     assert_no_lock(repo)
     assert unrecorded_outputs(repo) == {}
     assert repo.params()["train"]["epochs"] == 5        # the edit stays, as `dvc exp run -S`'s
-
-
-# --- shards across clones --------------------------------------------------------------------
-
-def clone(origin: Path, dest: Path) -> DvcRepo:
-    subprocess.run(["git", "clone", "-q", str(origin), str(dest)], check=True)
-    repo = DvcRepo(dest)
-    repo.run("git", "config", "user.name", GIT_ENV["GIT_AUTHOR_NAME"])
-    repo.run("git", "config", "user.email", GIT_ENV["GIT_AUTHOR_EMAIL"])
-    return repo
-
-
-def upstream_then_shards(origin: DvcRepo, root: Path, shards: Sequence[int], k: int,
-                         remote: dict[str, str] | None = None) -> None:
-    """`upstream` in a clone of ``origin``, then shards ``shards`` of ``k`` at once, each in
-    its own clone; each must train its own stages and restore the upstream."""
-    params = origin.params()
-    split, training = repro.shards(params, k), set(repro.training_stages(params))
-    up = run_repro(clone(origin.path, root / "up"), "upstream", remote=remote)
-    assert up.returncode == 0, up.stdout + up.stderr
-    assert stages_run(up.stdout) == set(repro.UPSTREAM)
-    jobs = []
-    for i in shards:
-        cmd, env = command(clone(origin.path, root / f"shard{i}"), "--shard", f"{i}/{k}",
-                           remote=remote)
-        jobs.append(subprocess.Popen(cmd, cwd=root / f"shard{i}", env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    for i, job in zip(shards, jobs):
-        out = job.communicate(timeout=900)[0]
-        assert job.returncode == 0, out
-        ran = stages_run(out)
-        assert ran & training == set(split[i - 1])
-        assert "prepare" not in ran and "Stage 'prepare' is cached" in out  # upstream restored
-        assert f"shard {i}/{k}: {len(split[i - 1])} trained, 0 restored or up to date" in out
-
-
-def assert_assemble_names_missing(repo: DvcRepo, missing: Sequence[str],
-                                  remote: dict[str, str] | None = None) -> None:
-    """`assemble` in ``repo`` fails naming ``missing`` (in params.yaml's order), and trains
-    nothing."""
-    training = repro.training_stages(repo.params())
-    failed = run_repro(repo, "assemble", remote=remote)
-    assert failed.returncode == 1
-    assert failed.stderr.splitlines()[-1] == (
-        f"repro: no shard produced {len(missing)} training stage(s): "
-        f"{', '.join(s for s in training if s in missing)}; run their shard jobs again, or pass "
-        f"--recompute-missing to train them here")
-    assert stages_run(failed.stdout) & set(training) == set()
-    assert not (repo.path / "models").exists()
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("step", [["upstream"], ["--shard", "1/2"], ["assemble"]])
-def test_a_step_of_the_sharded_flow_without_a_remote_says_how_to_give_one(dvc_repo, step):
-    result = run_repro(dvc_repo, *step)
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == (
-        "repro: no DVC remote: set DVC_REMOTE_URL (and DVC_REMOTE_ENDPOINT for an S3-compatible "
-        "store), or add one with `dvc remote add -d`")
-    assert stages_run(result.stdout) == set()
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_shards_in_separate_clones_assemble_into_the_serial_runs_bytes(pipeline_repo,
-                                                                        tmp_path):
-    origin = project_repo(tmp_path / "origin")
-    origin.run("remote", "add", "-d", "storage", str(tmp_path / "remote"))
-    origin.commit("a directory remote")
-    params = origin.params()
-    split = repro.shards(params, 3)
-    training = repro.training_stages(params)
-    upstream_then_shards(origin, tmp_path, [1, 2], 3)
-
-    # shard 3 never ran: assemble names its stages and trains nothing
-    first = clone(origin.path, tmp_path / "assemble1")
-    assert_assemble_names_missing(first, split[2])
-
-    recomputed = run_repro(first, "assemble", "--recompute-missing", "--jobs", JOBS)
-    assert recomputed.returncode == 0, recomputed.stdout + recomputed.stderr
-    assert set(started(recomputed.stdout)) == set(split[2])
-    assert_same_outputs(first, pipeline_repo)
-
-    # a fresh clone now restores every training stage and runs the final stages only
-    last = clone(origin.path, tmp_path / "assemble2")
-    done = run_repro(last, "assemble")
-    assert done.returncode == 0, done.stdout + done.stderr
-    ran = stages_run(done.stdout)
-    assert ran & set(training) == set()
-    assert set(repro.FINAL) <= ran
-    assert set(re.findall(r"^Stage '([^']+)' is cached", done.stdout, flags=re.M)) >= \
-        set(training)
-    assert "final dvc repro ran" in done.stdout
-    assert_same_outputs(last, pipeline_repo)
-    assert out_of_date(last) == set()
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_two_shards_at_once_push_to_one_s3_store_and_assemble_names_the_rest(tmp_path):
-    pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
-    pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")
-    from s3_server import REGION, S3Store
-
-    store = S3Store()
-    store.start()
-    try:
-        key_id, secret = store.create_bucket_and_user()
-        no_aws_config = tmp_path / "aws-config"
-        no_aws_config.write_text("")
-        remote = {"DVC_REMOTE_URL": "s3://results/hw1", "DVC_REMOTE_ENDPOINT": store.endpoint,
-                  "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
-                  "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(no_aws_config),
-                  "AWS_SHARED_CREDENTIALS_FILE": str(no_aws_config)}
-        origin = project_repo(tmp_path / "origin")
-        split = repro.shards(origin.params(), 15)          # one training stage a shard
-        upstream_then_shards(origin, tmp_path, [1, 2], 15, remote)
-        assert store.objects("hw1/runs/")                  # the run-cache, in the store
-        last = clone(origin.path, tmp_path / "assemble")
-        assert_assemble_names_missing(last, [s for shard in split[2:] for s in shard], remote)
-        assert not (last.path / ".dvc/config.local").exists()   # the remote added, then gone
-    finally:
-        store.stop()

@@ -2,8 +2,9 @@
 against moto's S3 server on 127.0.0.1 (tests/s3_server.py), the endpoint in each clone's
 `.dvc/config.local`, the keys in the environment only.
 
-One pipeline run per module: clone A runs it, commits the baseline to a bare git repository
-(standing in for GitHub) and pushes the data to the store; every test starts from there.
+One pipeline run per module: clone A, a copy of the session's reproduced pipeline, commits it to
+a bare git repository (standing in for GitHub) and pushes the data to the store; every test
+starts from there.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 pytest.importorskip("dvc_s3", reason="the S3 remote: pip install -r requirements-test.txt")
 pytest.importorskip("moto.server", reason="the S3 server: pip install -r requirements-test.txt")
 
-from conftest import DvcRepo, review, stages_run  # noqa: E402
+from conftest import DvcRepo, copy_repo, review, stages_run  # noqa: E402
 from moto.core.authorization import enable_iam_authentication  # noqa: E402
 from s3_server import REGION, S3Store  # noqa: E402
 
@@ -59,13 +60,13 @@ def store(tmp_path_factory) -> Iterator[S3Store]:
 
 
 @pytest.fixture(scope="module")
-def baseline(module_dvc_repo: DvcRepo, store: S3Store, tmp_path_factory) -> Baseline:
-    """Clone A: the pipeline run once, committed to `origin`, its data pushed to the store."""
-    a = module_dvc_repo
+def baseline(built_baseline: DvcRepo, store: S3Store, tmp_path_factory) -> Baseline:
+    """Clone A: the pipeline reproduced (a copy of the session's), committed to `origin`, its
+    data and run-cache pushed to the store."""
+    a = copy_repo(built_baseline, tmp_path_factory.mktemp("a") / "repo")
     a.run("remote", "add", "-d", "storage", REMOTE_URL)
     a.run("remote", "modify", "--local", "storage", "endpointurl", store.endpoint)
-    a.run("repro")
-    a.commit("baseline")
+    a.commit("the store as the default remote")
     origin = tmp_path_factory.mktemp("origin") / "hw1.git"
     a.run("git", "init", "-q", "--bare", "-b", "main", str(origin))
     a.run("git", "push", "-q", str(origin), "main")
