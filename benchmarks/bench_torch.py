@@ -13,11 +13,11 @@ the matmul GFLOP/s.
 
 Two floors are measured beside them, to show what any loop could reach here:
 - the kernel floor: the same step written out by hand (forward, cross-entropy gradient,
-  backward, SGD update) with no autograd, ``nn.Module`` call or ``torch.optim``, on the same
-  batches; it is checked against autograd + ``torch.optim`` on one batch before it is timed.
+  backward, SGD update) with no autograd, ``nn.Module`` call or optimizer object, on the same
+  batches; it is checked against autograd + the project's SGD on one batch before it is timed.
 - the framework floor (batch 16): the project's loop on the same data with an 8-unit network,
   whose arithmetic is negligible, so its step time is what ``nn.Module`` + autograd +
-  ``torch.optim`` cost per step.
+  the optimizer cost per step.
 
 Measured here for the loop's own choices (torch 2.13, MKL, GNU OpenMP, 2-core machine), the
 figures behind the one-line reasons in hw1/torch_training.py:
@@ -121,7 +121,7 @@ def hand_step(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
 
 
 def check_hand_step(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Largest difference between one hand-written step and one autograd + torch.optim step
+    """Largest difference between one hand-written step and one autograd + SGD step
     from the same weights on the same batch (the kernel floor must do the same arithmetic)."""
     by_hand, reference = build_model(TABLE3, seed=0), build_model(TABLE3, seed=0)
     with torch.no_grad():
@@ -181,7 +181,7 @@ def main() -> None:
     y = torch.from_numpy(raw["train_labels"].reshape(-1).astype("int64"))
     print(f"training set: {tuple(x.shape)}; Table 3 network, SGD lr {LR}")
 
-    print(f"hand-written step vs autograd + torch.optim, one batch: max |diff| "
+    print(f"hand-written step vs autograd + SGD, one batch: max |diff| "
           f"{check_hand_step(x, y):.1e}")
 
     flops_per_epoch = 3 * forward_flops() * len(x)

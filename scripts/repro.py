@@ -8,17 +8,28 @@ cluster node, leaving the bytes a serial `dvc repro` leaves (measured training t
         runs `figures` and `tables` and no training stage. `-S` edits params.yaml as
         `dvc exp run -S` does, and the result is saved as an experiment (`dvc exp save`).
 
-    python -m scripts.repro upstream
-    python -m scripts.repro --shard I/K
+    python -m scripts.repro upstream [--write-plan FILE] [--shards K]
+    python -m scripts.repro --shard I/K [--stages LIST]
     python -m scripts.repro assemble [--recompute-missing] [--jobs N]
         Across machines that share a DVC remote, in three steps: `upstream` runs the stages
-        before training once and pushes them with the run-cache; shard I of K (K jobs at once)
-        runs `dvc repro --pull` on its share of the training stages, balanced by estimated cost,
-        and pushes them with the run-cache; `assemble` restores every training stage from the
-        run-cache, runs figures and tables and pushes the result. It fails, naming them, when
-        a training stage is in no shard's results, unless --recompute-missing trains them here.
-        The remote is DVC_REMOTE_URL (with DVC_REMOTE_ENDPOINT for an S3-compatible store),
-        added to .dvc/config.local as the default remote 'ci', or else the default remote.
+        before training once and pushes them with the run-cache (--write-plan: and appends to
+        FILE the training stages the remote cannot restore, `train=a,b`, and the shard numbers,
+        `shards=[1,2]`, as GitHub's $GITHUB_OUTPUT reads them); shard I of K (K jobs at once)
+        runs `dvc repro --pull` on its share of the training stages (--stages: of those only),
+        balanced by estimated cost, and pushes them with the run-cache; `assemble` restores
+        every training stage from the run-cache, runs figures and tables and pushes the
+        result. It fails, naming them, when a training stage is in no shard's results, unless
+        --recompute-missing trains them here. The remote is DVC_REMOTE_URL (with
+        DVC_REMOTE_ENDPOINT for an S3-compatible store), added to .dvc/config.local as the
+        default remote 'ci', or else the default remote.
+
+    python -m scripts.repro plan DIR [--write-plan FILE] [--shards K]
+        A pull request's review fanned out over shards without writing to the project's
+        remote: restores what the remote holds (if there is one to use), reproduces the
+        upstream stages and every training stage the run-cache restores, and plans the rest
+        (as `upstream` does; shards only when two or more are to train). With shards it pushes
+        every result here and the run-cache to the directory DIR: the shard jobs and then the
+        review (`python -m scripts.review pr`) use DIR as their remote (DVC_REMOTE_URL=DIR).
 
 Each worker's output goes to .dvc/tmp/repro/<stage>.log, shown when its stage fails. A failing
 stage lets the others finish; SIGINT or SIGTERM stops every worker within seconds. Either way
@@ -39,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -132,12 +143,14 @@ def longest_first(params: Mapping[str, Any], stages: Iterable[str]) -> list[str]
     return sorted(stages, key=lambda s: (-estimated_cost(params, s), order[s]))
 
 
-def shards(params: Mapping[str, Any], k: int) -> list[list[str]]:
-    """Every training stage in one of ``k`` shards of about equal estimated cost: greedy, longest
-    first, each stage to the shard with the least so far (the lowest-numbered of equals)."""
+def shards(params: Mapping[str, Any], k: int,
+           stages: Sequence[str] | None = None) -> list[list[str]]:
+    """The training ``stages`` (default: every one) in ``k`` shards of about equal estimated
+    cost: greedy, longest first, each stage to the shard with the least so far (the
+    lowest-numbered of equals)."""
     loads = [0.0] * k
     out: list[list[str]] = [[] for _ in range(k)]
-    for stage in longest_first(params, training_stages(params)):
+    for stage in longest_first(params, training_stages(params) if stages is None else stages):
         i = loads.index(min(loads))
         out[i].append(stage)
         loads[i] += estimated_cost(params, stage)
@@ -150,6 +163,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise ReproError(f"--shard {text}: expected I/K with 1 <= I <= K, e.g. --shard 1/4")
     return int(match[1]), int(match[2])
+
+
+def parse_stages(text: str, params: Mapping[str, Any]) -> list[str]:
+    """``"train@42,q2@ffn_lr1-42"`` (commas or spaces) -> those training stages, each checked
+    against params.yaml's."""
+    names = [name for name in re.split(r"[,\s]+", text) if name]
+    training = training_stages(params)
+    unknown = [name for name in names if name not in training]
+    if unknown:
+        raise ReproError(f"--stages: {', '.join(unknown)} is no training stage of params.yaml; "
+                         f"expected names such as {training[0]} (`dvc stage list`)")
+    return names
 
 
 def available_cores() -> int:
@@ -167,13 +192,43 @@ def dvc_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
+@dataclass
+class Signals:
+    """SIGINT and SIGTERM as ``Interrupted``, except while a child is started and registered:
+    one arriving then is raised once the child is in ``LIVE``, so that no child escapes the
+    stop (it runs in a session of its own: the signal does not reach it)."""
+    deferred: bool = False
+    pending: int | None = None
+
+    def handler(self, signum: int, _frame: object) -> None:
+        if self.deferred:
+            self.pending = signum
+        else:
+            raise Interrupted(signum)
+
+    @contextmanager
+    def deferring(self) -> Iterator[None]:
+        self.deferred = True
+        try:
+            yield
+        finally:
+            self.deferred = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
+
+
+SIGNALS = Signals()
+
+
 def spawn(args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any) \
         -> subprocess.Popen:
     """Starts ``args`` in a process group of its own (so a terminal's Ctrl-C reaches this
     process alone, which stops the groups in order) and registers it as live."""
-    proc = subprocess.Popen(list(args), env=dict(env) if env else None,
-                            start_new_session=True, **kwargs)
-    LIVE[proc.pid] = proc
+    with SIGNALS.deferring():
+        proc = subprocess.Popen(list(args), env=dict(env) if env else None,
+                                start_new_session=True, **kwargs)
+        LIVE[proc.pid] = proc
     return proc
 
 
@@ -285,10 +340,10 @@ def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[s
         while waiting and len(running) < workers:
             stage = waiting.pop(0)
             log = LOGS / f"{stage}.log"
+            session.touched.add(stage)
             with open(log, "w") as fh:
                 proc = spawn(dvc_command("--wait-for-lock", "repro", "-s", stage), env=env,
                              stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            session.touched.add(stage)
             running.append(Worker(stage, proc, log, time.monotonic()))
             say(f"{session.elapsed()} started  {stage}")
         time.sleep(0.1)
@@ -407,9 +462,10 @@ def push(session: Session) -> None:
     session.dvc("push", "--run-cache")
 
 
-def not_in_run_cache(stages: Sequence[str]) -> list[str]:
-    """The ``stages`` that `dvc repro` could neither pull by dvc.lock nor restore from the local
-    run-cache, with their deps and params as they are in the workspace.
+def not_in_run_cache(stages: Sequence[str], pullable: bool = True) -> list[str]:
+    """The ``stages`` that `dvc repro` could neither pull by dvc.lock (``pullable``: there is a
+    remote to pull from) nor restore from the local run-cache, with their deps and params as
+    they are in the workspace.
 
     This is the look-up DVC makes before it runs a stage (`StageCache._load`, keyed by the
     stage's command, deps and params), made without running anything: `dvc repro --dry` cannot
@@ -421,7 +477,10 @@ def not_in_run_cache(stages: Sequence[str]) -> list[str]:
         for name in stages:
             for stage in repo.stage.collect(name):
                 if not (stage.changed_deps() or stage.changed_stage()):
-                    continue  # dvc.lock records it as it is: its outputs are pulled
+                    # dvc.lock records it as it is: its outputs are here, or pulled
+                    if not pullable and stage.changed_outs():
+                        missing.append(name)
+                    continue
                 stage.save_deps()
                 if repo.stage_cache._load(stage) is None:
                     missing.append(name)
@@ -478,16 +537,77 @@ def reproduce_here(session: Session, jobs: int, overrides: Sequence[str],
         say(f"{saved.strip().splitlines()[-1]} (`dvc exp show` lists it)")
 
 
-def upstream(session: Session) -> None:
+def write_plan(path: Path | None, train: Sequence[str], k: int, fan_out_from: int = 1) -> None:
+    """Appends the plan to ``path`` as GitHub Actions reads a step's outputs ($GITHUB_OUTPUT):
+    ``train=`` the training stages to train, comma-separated, and ``shards=`` the JSON list of
+    shard numbers 1..K for a job matrix: K = min(``k``, stages), none when fewer than
+    ``fan_out_from`` stages are to train."""
+    n = min(k, len(train)) if len(train) >= fan_out_from else 0
+    say(f"{len(train)} training stage(s) to train"
+        + (f" ({', '.join(train)})" if train else "") + f"; {n} shard job(s)")
+    if path is not None:
+        with open(path, "a") as fh:
+            fh.write(f"train={','.join(train)}\nshards={json.dumps(list(range(1, n + 1)))}\n")
+
+
+def to_train(pullable: bool) -> tuple[list[str], list[str]]:
+    """(every training stage not up to date here, those of them a `dvc repro` would train:
+    neither restorable by dvc.lock, ``pullable`` from a remote, nor from the run-cache)."""
+    stale = out_of_date(training_stages(load_params()))
+    return stale, not_in_run_cache(stale, pullable)
+
+
+def upstream(session: Session, plan: Path | None = None, k: int = 1) -> None:
     session.dvc("repro", "--pull", *UPSTREAM)
+    if plan is not None:
+        write_plan(plan, to_train(pullable=True)[1], k)
     push(session)
 
 
-def shard(session: Session, index: int, k: int) -> None:
+def usable_remote(env: Mapping[str, str]) -> str | None:
+    """Why there is no remote to use (``remote_from`` would refuse it); None when there is."""
+    if env.get("DVC_REMOTE_URL"):
+        return no_remote_reason(env) or Remote.from_env(env).missing_directory()
+    proc = subprocess.run(dvc_command("remote", "default"), capture_output=True, text=True)
+    return None if proc.returncode == 0 and proc.stdout.strip() else "no DVC remote"
+
+
+def plan(session: Session, scratch: Path, k: int, plan_file: Path | None,
+         env: Mapping[str, str]) -> None:
+    """A pull request's fan-out: restores what the remote holds (none: say why, and plan as
+    without one), reproduces the upstream stages, restores every training stage the run-cache
+    has, and writes the plan of the rest (``write_plan``: shards when two or more). When there
+    are shards, pushes every result here, with the run-cache, to the directory remote
+    ``scratch``, which the shard jobs and the review then use as their only remote: nothing is
+    written to the project's remote."""
+    reason = usable_remote(env)
+    if reason:
+        say(f"planning without the remote: {reason}")
+    with remote_from(env) if reason is None else nullcontext():
+        if reason is None:
+            session.dvc("pull", "--allow-missing")
+        session.dvc("repro", *([] if reason else ["--pull"]), *UPSTREAM)
+        stale, train = to_train(pullable=reason is None)
+        restorable = [stage for stage in stale if stage not in train]
+        if restorable:
+            ran, _ = stage_names(session.dvc("repro", "--pull", *restorable))
+            if ran & set(restorable):
+                say(f"trained here, as the remote lacked their outputs: "
+                    f"{', '.join(stage for stage in restorable if stage in ran)}")
+        write_plan(plan_file, train, k, fan_out_from=2)
+        if len(train) < 2:
+            return
+        scratch.mkdir(parents=True, exist_ok=True)
+        with remote_added(Remote(str(scratch.resolve()), name="scratch")):
+            push(session)
+
+
+def shard(session: Session, index: int, k: int, stages: Sequence[str] | None = None) -> None:
     params = load_params()
-    mine = shards(params, k)[index - 1]
+    mine = shards(params, k, stages)[index - 1]
     if not mine:
-        say(f"shard {index}/{k} has no training stage ({len(training_stages(params))} in all)")
+        say(f"shard {index}/{k} has no training stage "
+            f"({len(training_stages(params) if stages is None else stages)} in all)")
         return
     say(f"shard {index}/{k}: {', '.join(mine)}")
     ran, _ = stage_names(session.dvc("repro", "--pull", *mine))
@@ -529,8 +649,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.repro", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", nargs="?", choices=("upstream", "assemble"),
+    parser.add_argument("step", nargs="?", choices=("upstream", "plan", "assemble"),
                         help="a step of the sharded flow (default: everything, here)")
+    parser.add_argument("scratch", nargs="?", type=Path,
+                        help="plan: the directory remote the fan-out's jobs share")
     parser.add_argument("-j", "--jobs", type=int, default=available_cores(),
                         help="training stages at once (default: the cores, %(default)s)")
     parser.add_argument("-S", "--set-param", dest="overrides", action="append", default=[],
@@ -538,9 +660,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-n", "--name", help="the experiment's name (`dvc exp save -n`)")
     parser.add_argument("--shard", metavar="I/K", help="run shard I of K of the training "
                                                       "stages and push them")
+    parser.add_argument("--stages", metavar="LIST",
+                        help="--shard: split these training stages (commas), not every one")
+    parser.add_argument("--shards", type=int, default=4, metavar="K",
+                        help="upstream, plan: the most shard jobs to plan (default 4)")
+    parser.add_argument("--write-plan", type=Path, metavar="FILE",
+                        help="upstream, plan: append train=... and shards=[...] to FILE "
+                             "(in GitHub Actions: $GITHUB_OUTPUT)")
     parser.add_argument("--recompute-missing", action="store_true",
                         help="assemble: train here what no shard produced")
     args = parser.parse_args(argv)
+    if (args.step == "plan") != (args.scratch is not None):
+        parser.error("plan takes the directory of its scratch remote, e.g. plan ../pr-remote; "
+                     "no other step does")
+    if args.stages is not None and not args.shard:
+        parser.error("--stages applies to --shard only")
+    if args.write_plan is not None and args.step not in ("upstream", "plan"):
+        parser.error("--write-plan applies to upstream and plan only")
+    if args.shards < 1:
+        parser.error(f"--shards {args.shards}: give at least 1")
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give at least 1")
     if args.step and args.shard:
@@ -553,10 +691,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
-
-
 def ignore_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -567,17 +701,22 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     session = Session()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupted)
+        signal.signal(sig, SIGNALS.handler)
     try:
         if args.shard or args.step:
             index_k = parse_shard(args.shard) if args.shard else None
-            with remote_from(env):
-                if index_k:
-                    shard(session, *index_k)
-                elif args.step == "upstream":
-                    upstream(session)
-                else:
-                    assemble(session, args.recompute_missing, args.jobs)
+            if args.step == "plan":
+                plan(session, args.scratch, args.shards, args.write_plan, env)
+            else:
+                with remote_from(env):
+                    if index_k:
+                        stages = (None if args.stages is None
+                                  else parse_stages(args.stages, load_params()))
+                        shard(session, *index_k, stages)
+                    elif args.step == "upstream":
+                        upstream(session, args.write_plan, args.shards)
+                    else:
+                        assemble(session, args.recompute_missing, args.jobs)
         else:
             reproduce_here(session, args.jobs, args.overrides, args.name)
         return 0

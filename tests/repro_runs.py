@@ -103,7 +103,8 @@ def assert_no_lock(repo: DvcRepo) -> None:
     that does not wait for the lock succeeds at once."""
     rwlock = repo.path / ".dvc/tmp/rwlock"
     if rwlock.exists():
-        assert all(not entries for entries in json.loads(rwlock.read_text()).values())
+        held = json.loads(rwlock.read_text())
+        assert all(not entries for entries in held.values()), held
     assert "Unable to acquire lock" not in repo.run("status").stderr
 
 

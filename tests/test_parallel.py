@@ -302,3 +302,66 @@ def test_sigterm_stops_the_upstream_repro_and_leaves_no_lock(parallel_repo):
     assert_no_lock(repo)
     assert unrecorded_outputs(repo) == {}
     assert repo.params()["train"]["epochs"] == 5        # the edit stays, as `dvc exp run -S`'s
+
+
+def test_shards_of_given_stages_split_those_alone_balanced():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    some = ["q1@perceptron-42", "q2@ffn_bs256_e150-42", "train@42", "q2@ffn_lr1-42"]
+    split = repro.shards(params, 2, some)
+    assert sorted(s for shard in split for s in shard) == sorted(some)
+    assert split[0][0] == "q2@ffn_bs256_e150-42"        # the longest alone against the rest
+    assert set(split[1]) == {"train@42", "q2@ffn_lr1-42", "q1@perceptron-42"}
+
+
+def test_stages_are_checked_against_params_yaml():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert repro.parse_stages("train@42, q2@ffn_lr1-42", params) == ["train@42", "q2@ffn_lr1-42"]
+    assert repro.parse_stages("", params) == []
+    with pytest.raises(repro.ReproError, match=r"^--stages: train@7, tables is no training "
+                                               r"stage of params.yaml; expected names such as "
+                                               r"train@42"):
+        repro.parse_stages("train@42,train@7,tables", params)
+
+
+@pytest.mark.parametrize("train, k, fan_out_from, written", [
+    (["a@1", "b@1", "c@1"], 4, 1, "train=a@1,b@1,c@1\nshards=[1, 2, 3]\n"),
+    (["a@1", "b@1", "c@1"], 2, 1, "train=a@1,b@1,c@1\nshards=[1, 2]\n"),
+    (["a@1"], 4, 1, "train=a@1\nshards=[1]\n"),
+    (["a@1"], 4, 2, "train=a@1\nshards=[]\n"),        # a review fans out from two stages
+    ([], 4, 1, "train=\nshards=[]\n"),
+])
+def test_the_plan_is_appended_as_github_step_outputs(tmp_path, capsys, train, k, fan_out_from,
+                                                     written):
+    path = tmp_path / "github_output"
+    path.write_text("earlier=1\n")
+    repro.write_plan(path, train, k, fan_out_from)
+    assert path.read_text() == "earlier=1\n" + written
+    shards = json.loads(written.splitlines()[1].split("=")[1])
+    assert capsys.readouterr().out == (f"repro: {len(train)} training stage(s) to train"
+                                       + (f" ({', '.join(train)})" if train else "")
+                                       + f"; {len(shards)} shard job(s)\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plan"], "plan takes the directory of its scratch remote"),
+    (["upstream", "dir"], "plan takes the directory of its scratch remote"),
+    (["--stages", "train@42"], "--stages applies to --shard only"),
+    (["assemble", "--write-plan", "x"], "--write-plan applies to upstream and plan only"),
+    (["upstream", "--shards", "0"], "--shards 0: give at least 1"),
+])
+def test_a_misused_plan_command_line_says_what_is_wrong(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        repro.parse_args(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_signal_while_a_worker_starts_is_raised_once_it_is_registered():
+    signals = repro.Signals()
+    with pytest.raises(repro.Interrupted) as stopped:
+        with signals.deferring():
+            signals.handler(signal.SIGINT, None)     # arrives between start and registration
+            registered = True                        # the block still runs to its end
+    assert registered and stopped.value.signum == signal.SIGINT
+    with pytest.raises(repro.Interrupted):
+        signals.handler(signal.SIGTERM, None)        # at any other time: at once

@@ -14,8 +14,6 @@ from conftest import DvcRepo, at_baseline, review, stages_run
 
 pytestmark = pytest.mark.e2e
 
-pytestmark = pytest.mark.e2e
-
 ALL_STAGES = {"check_params", "fetch", "prepare", "train@42", "boolean", "figures", "tables",
               *(f"q1@{run}-42" for run in ["perceptron", "logreg_lr1e-2", "logreg_lr1e-3", "mlp"]),
               *(f"q2@{run}-42" for run in ["logreg_lr1e-1", "logreg_lr1e-2", "logreg_lr1e-3",

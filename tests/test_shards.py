@@ -1,16 +1,19 @@
 """scripts/repro.py across machines: `upstream`, shards at once in separate clones that share
 one DVC remote (a directory, and moto's S3 server), then `assemble` in a fresh clone, with the
 real `dvc` on the small synthetic project; its outputs compared byte for byte with a serial
-`dvc repro`'s (the session's `pipeline_baseline`), and a missing shard named."""
+`dvc repro`'s (the session's `pipeline_baseline`), and a missing shard named. Then a pull
+request's review fanned out: `plan`, shards and the review sharing a directory remote of their
+own, the project's remote only read."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ENV, DvcRepo, project_repo, stages_run
+from conftest import GIT_ENV, DvcRepo, copy_repo, project_repo, review, stages_run
 from repro_runs import JOBS, assert_same_outputs, command, out_of_date, run_repro, started
 
 from scripts import repro
@@ -136,3 +139,97 @@ def test_two_shards_at_once_push_to_one_s3_store_and_assemble_names_the_rest(tmp
         assert not (last.path / ".dvc/config.local").exists()   # the remote added, then gone
     finally:
         store.stop()
+
+
+# --- a pull request's review fanned out --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def main_pushed(built_baseline, tmp_path_factory) -> tuple[DvcRepo, Path]:
+    """Main, a copy of the session's pipeline, pushed with its run-cache to a directory remote
+    by `review main`, as the Baseline workflow leaves the project's remote."""
+    root = tmp_path_factory.mktemp("fanout")
+    main = copy_repo(built_baseline, root / "main")
+    remote = root / "remote"
+    pushed = review(main, "main", "--create-remote", DVC_REMOTE_URL=str(remote))
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    return main, remote
+
+
+def branch(main: DvcRepo, dest: Path, *overrides: str) -> DvcRepo:
+    """A clone of ``main`` whose branch `pr` commits ``overrides`` to params.yaml."""
+    repo = clone(main.path, dest)
+    repo.run("git", "checkout", "-q", "-b", "pr")
+    repo.set_params(*overrides)
+    repo.commit("the change under review")
+    return repo
+
+
+def plan_in(origin: DvcRepo, dest: Path, scratch: Path,
+            remote: dict[str, str] | None) -> tuple[subprocess.CompletedProcess, str]:
+    """`plan SCRATCH --shards 4 --write-plan FILE` in a fresh clone of ``origin``: its result
+    and what it appended to FILE."""
+    out = dest.parent / f"{dest.name}.github_output"
+    result = run_repro(clone(origin.path, dest), "plan", str(scratch), "--shards", "4",
+                       "--write-plan", str(out), remote=remote)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, out.read_text()
+
+
+@pytest.mark.e2e
+def test_a_review_fans_out_over_shards_through_a_directory_remote_of_its_own(main_pushed,
+                                                                           tmp_path):
+    main, remote = main_pushed
+    remote_files = sorted(p.relative_to(remote) for p in remote.rglob("*"))
+    pr = branch(main, tmp_path / "pr", "train.lr=0.05", "q2.ffn_lr1.lr=0.5")
+    training = set(repro.training_stages(pr.params()))
+    scratch = tmp_path / "pr-remote"
+    planned, plan = plan_in(pr, tmp_path / "plan", scratch, {"DVC_REMOTE_URL": str(remote)})
+    assert plan == "train=train@42,q2@ffn_lr1-42\nshards=[1, 2]\n"
+    assert stages_run(planned.stdout) & training == set()       # the plan trains nothing
+    assert any(scratch.rglob("*")) and (scratch / "runs").is_dir()   # results and run-cache
+
+    merged = tmp_path / "merged"
+    shutil.copytree(scratch, merged)
+    split = repro.shards(pr.params(), 2, ["train@42", "q2@ffn_lr1-42"])
+    for i in (1, 2):    # each job with its own copy of the plan's directory (an artifact)
+        own = shutil.copytree(scratch, tmp_path / f"remote{i}")
+        done = run_repro(clone(pr.path, tmp_path / f"shard{i}"), "--shard", f"{i}/2",
+                         "--stages", "train@42,q2@ffn_lr1-42",
+                         remote={"DVC_REMOTE_URL": str(own)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert stages_run(done.stdout) & training == set(split[i - 1])
+        shutil.copytree(own, merged, dirs_exist_ok=True)
+
+    final = clone(pr.path, tmp_path / "review")
+    reviewed = review(final, "pr", "origin/main", DVC_REMOTE_URL=str(merged))
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    ran = stages_run(reviewed.stdout)
+    assert ran & training == set() and {"figures", "tables"} <= ran
+    text = (final.path / "review.md").read_text()
+    # check_params, the two runs (from the shards' run-cache), figures and tables
+    assert "**Stages:** 5 reproduced, 16 restored from the remote, 0 unchanged." in text
+    assert "ffn_lr1" in text and "train" in text
+    # the project's remote is as main's baseline left it
+    assert sorted(p.relative_to(remote) for p in remote.rglob("*")) == remote_files
+
+
+@pytest.mark.e2e
+def test_a_review_of_one_training_stage_plans_no_shard(main_pushed, tmp_path):
+    main, remote = main_pushed
+    pr = branch(main, tmp_path / "pr", "q2.ffn_lr1.lr=0.5")
+    scratch = tmp_path / "pr-remote"
+    planned, plan = plan_in(pr, tmp_path / "plan", scratch, {"DVC_REMOTE_URL": str(remote)})
+    assert plan == "train=q2@ffn_lr1-42\nshards=[]\n"
+    assert "1 training stage(s) to train (q2@ffn_lr1-42); 0 shard job(s)" in planned.stdout
+    assert not scratch.exists()
+
+
+@pytest.mark.e2e
+def test_a_review_without_a_remote_plans_every_training_stage(dvc_repo, tmp_path):
+    scratch = tmp_path / "pr-remote"
+    planned, plan = plan_in(dvc_repo, tmp_path / "plan", scratch, None)
+    training = repro.training_stages(dvc_repo.params())
+    assert plan == f"train={','.join(training)}\nshards=[1, 2, 3, 4]\n"
+    assert "planning without the remote: no DVC remote" in planned.stdout
+    assert stages_run(planned.stdout) == set(repro.UPSTREAM)
+    assert (scratch / "files").is_dir()                          # the upstream stages' outputs
