@@ -417,3 +417,18 @@ def test_prepare_of_a_file_without_the_reports_subset_records_why(tmp_path):
 def test_load_prepared_missing_file_says_which_stage(tmp_path):
     with pytest.raises(DataError, match=r"nope\.npz not found: run `dvc repro prepare` first"):
         load_prepared(tmp_path / "nope.npz")
+
+
+def test_the_octmnist_source_is_medmnists_own_read_without_importing_the_package():
+    import sys
+
+    code = ("import sys; from hw1.data import medmnist_source; print(medmnist_source()); "
+            "print(sorted(m for m in ('medmnist', 'torch') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    source, imported = proc.stdout.strip().splitlines()
+
+    from medmnist import INFO
+    assert source == repr((INFO["octmnist"]["url"], INFO["octmnist"]["MD5"]))
+    assert imported == "[]"
