@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 
 import boto3
@@ -89,6 +90,10 @@ class S3Store:
         Call it before `moto.core.authorization.enable_iam_authentication()`: moto lets any
         request through until then.
         """
+        # moto's accounts live in this process, not in the server: start from none, whatever
+        # store of this test process ran before
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset",
+                                                      method="POST"), timeout=30).close()
         iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION,
                            aws_access_key_id="setup", aws_secret_access_key="setup")
         iam.create_user(UserName="pipeline")
