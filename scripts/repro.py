@@ -581,16 +581,20 @@ def plan(session: Session, scratch: Path, k: int, plan_file: Path | None,
     ``scratch``, which the shard jobs and the review then use as their only remote: nothing is
     written to the project's remote."""
     reason = usable_remote(env)
-    if reason:
-        say(f"planning without the remote: {reason}")
     with remote_from(env) if reason is None else nullcontext():
         if reason is None:
-            session.dvc("pull", "--allow-missing")
-        session.dvc("repro", *([] if reason else ["--pull"]), *UPSTREAM)
+            try:
+                session.dvc("pull", "--allow-missing")
+            except ReproError as err:   # unreachable, refused: as the review, without it
+                reason = str(err)
+        if reason:
+            say(f"planning without the remote: {reason}")
+        pull = [] if reason else ["--pull"]
+        session.dvc("repro", *pull, *UPSTREAM)
         stale, train = to_train(pullable=reason is None)
         restorable = [stage for stage in stale if stage not in train]
         if restorable:
-            ran, _ = stage_names(session.dvc("repro", "--pull", *restorable))
+            ran, _ = stage_names(session.dvc("repro", *pull, *restorable))
             if ran & set(restorable):
                 say(f"trained here, as the remote lacked their outputs: "
                     f"{', '.join(stage for stage in restorable if stage in ran)}")

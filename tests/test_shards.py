@@ -6,6 +6,7 @@ request's review fanned out: `plan`, shards and the review sharing a directory r
 own, the project's remote only read."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -30,17 +31,24 @@ def clone(origin: Path, dest: Path) -> DvcRepo:
 
 def upstream_then_shards(origin: DvcRepo, root: Path, shards: Sequence[int], k: int,
                          remote: dict[str, str] | None = None) -> None:
-    """`upstream` in a clone of ``origin``, then shards ``shards`` of ``k`` at once, each in
-    its own clone; each must train its own stages and restore the upstream."""
+    """`upstream --write-plan` in a clone of ``origin``, then shards ``shards`` of ``k`` at
+    once, each in its own clone with the plan's `--stages`, as the Baseline workflow runs
+    them; the plan must list every training stage (the remote holds none), and each shard
+    must train its own stages and restore the upstream."""
     params = origin.params()
     split, training = repro.shards(params, k), set(repro.training_stages(params))
-    up = run_repro(clone(origin.path, root / "up"), "upstream", remote=remote)
+    outputs = root / "github_output"
+    up = run_repro(clone(origin.path, root / "up"), "upstream", "--shards", str(k),
+                   "--write-plan", str(outputs), remote=remote)
     assert up.returncode == 0, up.stdout + up.stderr
     assert stages_run(up.stdout) == set(repro.UPSTREAM)
+    plan = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert plan["train"] == ",".join(repro.training_stages(params))
+    assert plan["shards"] == json.dumps(list(range(1, k + 1)))
     jobs = []
     for i in shards:
         cmd, env = command(clone(origin.path, root / f"shard{i}"), "--shard", f"{i}/{k}",
-                           remote=remote)
+                           "--stages", plan["train"], remote=remote)
         jobs.append(subprocess.Popen(cmd, cwd=root / f"shard{i}", env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     for i, job in zip(shards, jobs):
