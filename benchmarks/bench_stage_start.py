@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +51,6 @@ PAIRS = [("scoring: hw1.scoring", "scoring: medmnist.evaluator"),
 
 def run(code: str) -> tuple[float, str]:
     """Wall seconds of ``python -c code`` from the repository root, and its last output line."""
-    import time
-
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
