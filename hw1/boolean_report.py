@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from hw1.boolean import NETWORKS, Study, cases, hypercube, interval_f, relu_network, sign_network
 from hw1.errors import UserError
 from hw1.outputs import atomic_path
+from hw1.params import read_yaml
 
 REPORT_VALUES = Path("reports/report_values.yaml")
 SECTION = "question3"
@@ -79,7 +80,7 @@ def load_printed_tables(path: str | Path = REPORT_VALUES) -> PrintedTables:
         raise ReportValuesError(f"{path} not found: it holds the report's printed Tables 7-9 "
                                 f"that reports/boolean.md compares against")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ReportValuesError(f"{path} is not valid YAML: {err}") from err
     q3 = values.get(SECTION) if isinstance(values, dict) else None

@@ -303,9 +303,11 @@ def recorded_seconds(stage: str, metrics_path: str | os.PathLike, metrics: Mappi
     """
     import yaml  # only here: the stage modules that import this one mostly never need it
 
+    from hw1.params import read_yaml
+
     try:
         with open(lock) as fh:
-            outs = {o["path"]: o.get("md5") for o in yaml.safe_load(fh)["stages"][stage]["outs"]}
+            outs = {o["path"]: o.get("md5") for o in read_yaml(fh)["stages"][stage]["outs"]}
         if any(outs.get(Path(p).as_posix()) != file_md5(staged(p)) for p in outputs):
             return None
         md5 = outs[Path(metrics_path).as_posix()]

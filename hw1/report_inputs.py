@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hw1.errors import UserError
+from hw1.params import read_yaml
 from hw1.runs import RunId
 
 REPORT_VALUES = Path("reports/report_values.yaml")
@@ -36,7 +35,7 @@ def load_report_values(path: str | Path = REPORT_VALUES) -> dict[str, Any]:
     if not path.is_file():
         raise ReportInputError(f"{path} not found: it holds the report's numbers the tables "
                                f"compare against")
-    values = yaml.safe_load(path.read_text())
+    values = read_yaml(path.read_text())
     if not isinstance(values, dict) or not isinstance(values.get("runs"), dict) \
             or not isinstance(values.get("data"), dict):
         raise ReportInputError(f"{path} must hold the mappings 'data' and 'runs'")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hw1.params import validate_seeds
+from hw1.params import read_yaml, validate_seeds
 from hw1.report_inputs import (
     ReportInputError,
     data_note,
@@ -441,7 +441,7 @@ def load_benchmark_values(path: str | Path = BENCHMARK_VALUES) -> dict[str, Any]
         raise ReportInputError(f"{path} not found: it holds the MedMNIST v2 benchmark's values "
                                f"the benchmark table compares against")
     try:
-        values = yaml.safe_load(path.read_text())
+        values = read_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ReportInputError(f"{path} is not valid YAML: {err}") from None
     fields = ", ".join(_BENCHMARK_TEXT)

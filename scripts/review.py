@@ -58,10 +58,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import yaml
-
 from hw1.outputs import write_bytes, write_text
-from hw1.params import load_params
+from hw1.params import load_params, read_yaml
 from hw1.runs import RunId, pipeline_runs
 from scripts import verify
 
@@ -208,7 +206,7 @@ def read_lock(path: Path = Path("dvc.lock")) -> dict[str, Any]:
     """The stages of dvc.lock (none when there is no dvc.lock yet)."""
     if not path.is_file():
         return {}
-    return (yaml.safe_load(path.read_text()) or {}).get("stages") or {}
+    return (read_yaml(path.read_text()) or {}).get("stages") or {}
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -410,7 +408,7 @@ def write_review(base: str, how: str, path: Path = REVIEW) -> None:
     metrics diffs, the changed overlays and table rows; every plot in dvc_plots/."""
     runs = changed_runs(json.loads(dvc("metrics", "diff", base, "--json") or "{}"),
                         pipeline_runs(load_params()))
-    ids = overlays_of(yaml.safe_load(Path("dvc.yaml").read_text()), changed_plot_files(base))
+    ids = overlays_of(read_yaml(Path("dvc.yaml").read_text()), changed_plot_files(base))
     dvc("plots", "diff", base, "--out", str(PLOTS_OUT))
     titles = table_titles(TABLES_MD.read_text()) if TABLES_MD.is_file() else {}
     lines = [f"## Pipeline review: `{git('rev-parse', '--short', 'HEAD').strip()}` against "

@@ -11,7 +11,7 @@ import yaml
 from conftest import run_module
 
 from hw1.data import DATA_RULES
-from hw1.params import ParamsError, load_params, validate_section
+from hw1.params import SAFE_LOADER, ParamsError, load_params, read_yaml, validate_section
 from stages.check_params import check
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,3 +136,13 @@ def test_stage_fails_with_one_line_and_writes_nothing(tmp_path):
     assert proc.stderr == ("params.yaml is invalid: q2.ffn_lr1.lr must be a finite number > 0, "
                            "got -1\n")
     assert not (tmp_path / "data").exists()
+
+
+def test_read_yaml_gives_safe_loads_values_through_libyaml():
+    assert yaml.__with_libyaml__ and SAFE_LOADER is yaml.CSafeLoader   # PyYAML's wheels have it
+    for name in ("dvc.yaml", "params.yaml", "reports/report_values.yaml"):
+        text = (REPO / name).read_text()
+        assert read_yaml(text) == yaml.safe_load(text)
+    assert read_yaml("lr: 1.0e-3\nseeds: [42, 1]\n") == {"lr": 0.001, "seeds": [42, 1]}
+    with pytest.raises(yaml.constructor.ConstructorError):   # safe: no Python objects
+        read_yaml("run: !!python/name:os.system ''")
