@@ -268,7 +268,26 @@ def unmarked_e2e(items: list[pytest.Item]) -> list[str]:
     return problems
 
 
+# The test files of the longest end-to-end runs, longest first (`pytest --durations` lists
+# them): they start first, one per xdist worker, and the short files fill the end of the run.
+LONGEST_FIRST = ["test_shards.py", "test_parallel.py", "test_dvc_restore.py", "test_faults.py",
+                 "test_review.py", "test_remote_s3.py", "test_review_script.py"]
+
+
+def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` with the files of ``LONGEST_FIRST`` first, in its order; the others after them,
+    as collected."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    return sorted(items, key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):   # xdist: files in the collection's order,
+        config.option.loadscopereorder = False       # not by how many tests each holds
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     problems = unmarked_e2e(items)
     if problems:
         raise pytest.UsageError("\n".join(problems))
+    items[:] = longest_first(items)

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import run_module, unmarked_e2e
+from conftest import LONGEST_FIRST, longest_first, run_module, unmarked_e2e
 
 MODULE = '''\
 import os, sys, warnings
@@ -104,3 +104,11 @@ def test_a_test_using_a_dvc_fixture_must_be_marked_e2e():
         "t.py::unmarked uses the pipeline_baseline fixture, which runs `dvc`: mark it "
         "@pytest.mark.e2e",
         "t.py::other uses the dvc_repo fixture, which runs `dvc`: mark it @pytest.mark.e2e"]
+
+
+def test_the_longest_files_are_scheduled_first_and_the_rest_as_collected():
+    assert all((Path(__file__).parent / name).is_file() for name in LONGEST_FIRST)
+    items = [SimpleNamespace(path=Path(f"tests/{name}"), name=name)
+             for name in ("test_a.py", LONGEST_FIRST[1], "test_b.py", LONGEST_FIRST[0])]
+    assert [item.name for item in longest_first(items)] == \
+        [LONGEST_FIRST[0], LONGEST_FIRST[1], "test_a.py", "test_b.py"]
