@@ -130,6 +130,23 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+RUN_CACHE = ".dvc/cache/runs"
+BASELINE_RUNS = ".git/baseline-runs"   # the run-cache entries at the baseline (git ignores it)
+
+
+def run_cache_entries(repo: DvcRepo) -> set[str]:
+    runs = repo.path / RUN_CACHE
+    return {p.relative_to(runs).as_posix() for p in runs.rglob("*") if p.is_file()}
+
+
+def tag_baseline(repo: DvcRepo, message: str) -> None:
+    """Commits ``repo``'s workspace, tags it `baseline` and notes the run-cache entries it
+    holds, to which ``at_baseline`` comes back."""
+    repo.commit(message)
+    repo.run("git", "tag", "baseline")
+    (repo.path / BASELINE_RUNS).write_text("\n".join(sorted(run_cache_entries(repo))))
+
+
 def copy_repo(src: DvcRepo, dest: Path) -> DvcRepo:
     """A copy of ``src`` at ``dest``: git, the workspace and DVC's cache (run-cache included);
     DVC's scratch directory (.dvc/tmp: locks, its hash database) is left for DVC to rebuild."""
@@ -153,8 +170,7 @@ def built_baseline(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
             shutil.rmtree(path, ignore_errors=True)     # a build that failed in another worker
             repo = project_repo(path)
             repo.run("repro")
-            repo.commit("baseline")
-            repo.run("git", "tag", "baseline")
+            tag_baseline(repo, "baseline")
             done.touch()
     return DvcRepo(path)
 
@@ -168,13 +184,20 @@ def pipeline_baseline(built_baseline: DvcRepo,
 
 
 def at_baseline(repo: DvcRepo) -> DvcRepo:
-    """``repo`` (``pipeline_baseline``) with its workspace back at the baseline: git's files, and
+    """``repo`` (``pipeline_baseline``) back at the baseline (``tag_baseline``): git's files,
     DVC's outputs as the baseline's dvc.lock has them (files other tests left, e.g. of another
-    seed, removed)."""
+    seed, removed), and its run-cache, so that no test restores what an earlier one ran."""
     repo.run("git", "checkout", "-q", "-f", "main")
     repo.run("git", "reset", "-q", "--hard", "baseline")
     repo.run("git", "clean", "-fdqX", "--", "data", "models", "metrics", "plots", "reports")
     repo.run("checkout", "-f")
+    keep = set((repo.path / BASELINE_RUNS).read_text().split())
+    for entry in run_cache_entries(repo) - keep:
+        path = repo.path / RUN_CACHE / entry
+        path.unlink()
+        for folder in (path.parent, path.parent.parent):   # the stage's key, its prefix
+            if not any(folder.iterdir()):
+                folder.rmdir()
     return repo
 
 

@@ -1,5 +1,6 @@
-"""The test harness itself: `run_module` gives what ``python -m`` gives, and a test that runs
-`dvc` without the `e2e` mark is refused."""
+"""The test harness itself: `run_module` gives what ``python -m`` gives, a test that runs `dvc`
+without the `e2e` mark is refused, the longest files are scheduled first, and `at_baseline`
+leaves no run-cache entry of an earlier test behind."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import LONGEST_FIRST, longest_first, run_module, unmarked_e2e
+from conftest import (
+    LONGEST_FIRST,
+    at_baseline,
+    longest_first,
+    run_module,
+    stages_run,
+    unmarked_e2e,
+)
 
 MODULE = '''\
 import os, sys, warnings
@@ -112,3 +120,13 @@ def test_the_longest_files_are_scheduled_first_and_the_rest_as_collected():
              for name in ("test_a.py", LONGEST_FIRST[1], "test_b.py", LONGEST_FIRST[0])]
     assert [item.name for item in longest_first(items)] == \
         [LONGEST_FIRST[0], LONGEST_FIRST[1], "test_a.py", "test_b.py"]
+
+
+@pytest.mark.e2e
+def test_at_baseline_forgets_what_earlier_tests_put_in_the_run_cache(pipeline_baseline):
+    repo = at_baseline(pipeline_baseline)
+    change = ["exp", "run", "-S", "q1.perceptron.epochs=3", "q1@perceptron-42"]
+    assert "q1@perceptron-42" in stages_run(repo.run(*change).stdout)
+    repo = at_baseline(repo)
+    assert "q1@perceptron-42" in stages_run(repo.run(*change).stdout)   # run, not restored
+    at_baseline(repo)

@@ -20,7 +20,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from conftest import REPO, DvcRepo, at_baseline, stages_run
+from conftest import REPO, DvcRepo, at_baseline, stages_run, tag_baseline
 from repro_runs import (
     JOBS,
     assert_no_lock,
@@ -151,8 +151,7 @@ def parallel_run(module_dvc_repo) -> tuple[DvcRepo, subprocess.CompletedProcess]
     repo = module_dvc_repo
     result = run_repro(repo, "--jobs", JOBS)
     assert result.returncode == 0, result.stdout + result.stderr
-    repo.commit("parallel")
-    repo.run("git", "tag", "baseline")
+    tag_baseline(repo, "parallel")
     return repo, result
 
 
