@@ -3,7 +3,7 @@ one DVC remote (a directory, and moto's S3 server), then `assemble` in a fresh c
 real `dvc` on the small synthetic project; its outputs compared byte for byte with a serial
 `dvc repro`'s (the session's `pipeline_baseline`), and a missing shard named. Then a pull
 request's review fanned out: `plan`, shards and the review sharing a directory remote of their
-own, the project's remote only read."""
+own, the project's remote only read, and a failed shard's stage trained by the review itself."""
 from __future__ import annotations
 
 import json
@@ -217,6 +217,13 @@ def test_a_review_fans_out_over_shards_through_a_directory_remote_of_its_own(mai
     # check_params, the two runs (from the shards' run-cache), figures and tables
     assert "**Stages:** 5 reproduced, 16 restored from the remote, 0 unchanged." in text
     assert "ffn_lr1" in text and "train" in text
+
+    # a shard that failed uploads nothing: the review trains its stage itself
+    partial = shutil.copytree(tmp_path / "remote1", tmp_path / "partial")   # plan's + shard 1's
+    again = review(clone(pr.path, tmp_path / "review2"), "pr", "origin/main",
+                   DVC_REMOTE_URL=str(partial))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert stages_run(again.stdout) & training == set(split[1])
     # the project's remote is as main's baseline left it
     assert sorted(p.relative_to(remote) for p in remote.rglob("*")) == remote_files
 
