@@ -6,8 +6,9 @@ For each seed count: a clone of this repository's HEAD with the synthetic stand-
 fresh clones of that commit, one reproduced by `dvc repro`, then the other by
 `python -m scripts.repro --jobs N`. Printed for each: the wall time, the core-seconds its
 processes used (user + system, from the resource usage of the waited-for children), the
-longest stage (the floor no parallelism beats) and the speed-up; and whether the two left the
-same models, curves and figures (they hold no measured time).
+longest stage (a floor no parallelism beats), the parallel run's core-seconds over the cores
+(the other floor: no schedule of that work is faster here) and the speed-up; and whether the two
+left the same models, curves and figures (they hold no measured time).
 
     python -m benchmarks.bench_parallel [--scale 1.0] [--seeds 1 3] [--jobs N] [--epochs E]
 
@@ -127,6 +128,10 @@ def compare(root: Path, n_seeds: int, scale: float, jobs: int, epochs: int | Non
                      (f"parallel scripts.repro --jobs {jobs}", parallel)):
         print(f"  {label:<36} {t.wall:8.1f} s wall, {t.core_seconds:8.1f} core-s; "
               f"longest stage {t.longest[0]} {t.longest[1]:.1f} s")
+    floor = parallel.core_seconds / available_cores()
+    print(f"  floor {floor:.1f} s: the parallel run's core-seconds over {available_cores()} "
+          f"cores, the wall no schedule of the same work beats here (at most "
+          f"{serial.wall / floor:.2f}x)")
     print(f"  speed-up {serial.wall / parallel.wall:.2f}x; models, curves and figures "
           f"identical: {'yes' if not differ else 'NO: ' + ', '.join(differ[:10])}", flush=True)
 
