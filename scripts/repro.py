@@ -2,10 +2,11 @@
 cluster node, leaving the bytes a serial `dvc repro` leaves (measured training times aside).
 
     python -m scripts.repro [--jobs N] [-S key=value ...] [-n NAME]
-        On this machine: the upstream stages (`dvc repro check_params fetch prepare boolean`),
-        then the training stages that are not up to date in N workers, longest first (each
-        `dvc --wait-for-lock repro -s <stage>` with cores / N threads), then `dvc repro`, which
-        runs `figures` and `tables` and no training stage. `-S` edits params.yaml as
+        On this machine: the stages every training stage needs (`dvc repro check_params fetch
+        prepare`), then the training stages and `boolean` (which needs none of them) that are
+        not up to date in N workers, longest first (each `dvc --wait-for-lock repro -s <stage>`
+        with cores / N threads), then `dvc repro`, which runs `figures` and `tables` and no
+        training stage. `-S` edits params.yaml as
         `dvc exp run -S` does, and the result is saved as an experiment (`dvc exp save`).
 
     python -m scripts.repro upstream [--write-plan FILE] [--shards K]
@@ -55,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from hw1.boolean import cases
 from hw1.data import REAL_SIZES
 from hw1.errors import UserError
 from hw1.params import load_params, validate_seeds
@@ -64,9 +66,12 @@ from scripts import verify
 from scripts.review import Remote, ReviewError, dvc_cause, no_remote_reason, remote_added
 
 PROG = "repro"
-# The stages every training stage needs or that need none (run first), and those that read
-# every training stage's results (run last). Every other stage of dvc.yaml is a training stage.
-UPSTREAM = ("check_params", "fetch", "prepare", "boolean")
+# The stages every training stage needs (run first); those that need none of them, which run in
+# the workers beside the training stages here and in the sharded flow's upstream job; and those
+# that read every training stage's results (run last). Every other stage of dvc.yaml trains.
+BEFORE = ("check_params", "fetch", "prepare")
+BESIDE = ("boolean",)
+UPSTREAM = (*BEFORE, *BESIDE)
 FINAL = ("figures", "tables")
 LOGS = Path(".dvc/tmp/repro")         # DVC's own scratch directory: ignored by git and DVC
 STOP_GRACE_S = 8.0                    # SIGINT, then SIGTERM, then SIGKILL, this far apart
@@ -77,6 +82,9 @@ N_INPUTS = 28 * 28 + 1                # pixels and the bias feature
 # efficiently than a batch-256 one); a NumPy example a fixed 4 us plus 0.096 ns per weight.
 TORCH_STEP_S, TORCH_WEIGHT_S = 160e-6, 0.336e-9
 NUMPY_EXAMPLE_S, NUMPY_WEIGHT_S = 4e-6, 0.096e-9
+# `boolean`: per element of its forward passes (inputs x perturbations x D), measured at
+# max_d 10 with 64 perturbations (15.4 s).
+BOOLEAN_ELEMENT_S = 9e-9
 
 
 class ReproError(UserError):
@@ -125,7 +133,12 @@ def estimated_cost(params: Mapping[str, Any], stage: str) -> float:
     (``TORCH_*``, ``NUMPY_*``; the Question 1 runs update per example).
 
     Deterministic and rough (a run that diverges stops early): it orders the stages longest
-    first and balances the shards."""
+    first and balances the shards. ``boolean``: the elements of its forward passes
+    (``BOOLEAN_ELEMENT_S``)."""
+    if stage == "boolean":  # per case, two networks on 2^D inputs x (3P + 4D) perturbations
+        cfg = params["boolean"]
+        return BOOLEAN_ELEMENT_S * sum(2 * 2 ** d * d * (3 * cfg["perturbations"] + 4 * d)
+                                       for d, _, _ in cases(cfg["max_d"]))
     run = run_of(stage)
     cfg = run_params(params, run)
     weights = model_weights(cfg)
@@ -139,7 +152,7 @@ def estimated_cost(params: Mapping[str, Any], stage: str) -> float:
 
 def longest_first(params: Mapping[str, Any], stages: Iterable[str]) -> list[str]:
     """``stages`` by estimated cost, longest first; ties in params.yaml's order."""
-    order = {name: i for i, name in enumerate(training_stages(params))}
+    order = {name: i for i, name in enumerate([*BESIDE, *training_stages(params)])}
     return sorted(stages, key=lambda s: (-estimated_cost(params, s), order[s]))
 
 
@@ -321,17 +334,20 @@ def out_of_date(stages: Sequence[str]) -> list[str]:
 
 def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[str],
                  jobs: int) -> None:
-    """Runs ``stages`` in ``jobs`` workers, longest first; the others go on when one fails.
-    Raises ReproError naming the failed stages and their logs once every worker has ended."""
+    """Runs ``stages`` (training stages, and those of ``BESIDE``) in ``jobs`` workers, longest
+    first; the others go on when one fails. Raises ReproError naming the failed stages and
+    their logs once every worker has ended."""
     todo = longest_first(params, stages)
     if not todo:
         say("every training stage is up to date")
         return
+    beside = [stage for stage in todo if stage in BESIDE]
+    what = f"{len(todo) - len(beside)} training stage(s)" + "".join(f" and {s}" for s in beside)
     workers = max(1, min(jobs, len(todo)))
     threads = max(1, available_cores() // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     LOGS.mkdir(parents=True, exist_ok=True)
-    say(f"{len(todo)} training stage(s) to run in {workers} worker(s), {threads} thread(s) "
+    say(f"{what} to run in {workers} worker(s), {threads} thread(s) "
         f"each; each stage's output in {LOGS}/<stage>.log")
     waiting, running, failed = list(todo), [], []
     longest = ("", 0.0)
@@ -362,7 +378,7 @@ def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[s
                 failed.append(worker)
                 say(f"{session.elapsed()} FAILED   {worker.stage} after {seconds:.1f} s "
                     f"(exit {worker.proc.returncode}, log {worker.log}); {left} remaining")
-    say(f"{len(todo) - len(failed)} of {len(todo)} training stage(s) in "
+    say(f"{len(todo) - len(failed)} of {len(todo)} stage(s) in "
         f"{time.monotonic() - began:.1f} s; longest {longest[0] or '-'} ({longest[1]:.1f} s)")
     if failed:
         for worker in failed:
@@ -370,7 +386,7 @@ def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[s
             print(f"--- {worker.log} (last {len(tail)} lines)", *tail, sep="\n",
                   file=sys.stderr)
         names = ", ".join(f"{w.stage} (log {w.log})" for w in failed)
-        raise ReproError(f"{len(failed)} training stage(s) failed: {names}; the others are "
+        raise ReproError(f"{len(failed)} stage(s) failed: {names}; the others are "
                          f"recorded in dvc.lock, and running this again runs only what is "
                          f"missing")
 
@@ -527,10 +543,10 @@ def reproduce_here(session: Session, jobs: int, overrides: Sequence[str],
                    name: str | None) -> None:
     if overrides:
         apply_overrides(overrides)
-    session.dvc("repro", *UPSTREAM)
+    session.dvc("repro", *BEFORE)
     params = load_params()
     training = training_stages(params)
-    run_training(session, params, out_of_date(training), jobs)
+    run_training(session, params, out_of_date([*BESIDE, *training]), jobs)
     final_repro(session, training)
     if overrides or name:
         saved = session.dvc("exp", "save", *(["--name", name] if name else []))

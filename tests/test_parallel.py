@@ -47,6 +47,36 @@ def test_every_stage_of_dvc_yaml_is_upstream_training_or_final():
         {"train", *(f"q1@{r}" for r in params["q1"]), *(f"q2@{r}" for r in params["q2"])}
 
 
+def test_the_stages_beside_training_need_only_check_params_and_feed_only_the_final_ones():
+    """What lets `boolean` run in the workers beside the training stages, before or after any
+    of them."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+    def paths(name: str, *keys: str) -> set[str]:
+        entries = [e for key in keys for e in stages[name].get(key) or []]
+        return {e if isinstance(e, str) else next(iter(e)) for e in entries}
+
+    def outs(name: str) -> set[str]:
+        return paths(name, "outs", "metrics", "plots")
+
+    assert repro.UPSTREAM == (*repro.BEFORE, *repro.BESIDE)
+    for name in repro.BESIDE:
+        assert {other for other in stages if outs(other) & paths(name, "deps")} == \
+            {"check_params"}
+        assert {other for other in stages if paths(other, "deps") & outs(name)} <= \
+            set(repro.FINAL)
+
+
+def test_booleans_estimated_cost_grows_with_its_cases_and_perturbations():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    cost = repro.estimated_cost(params, "boolean")
+    assert 5 < cost < 60            # measured about 15 s at max_d 10 and 64 perturbations
+    more = {**params, "boolean": {**params["boolean"], "max_d": params["boolean"]["max_d"] + 1}}
+    assert 2 * cost < repro.estimated_cost(more, "boolean") < 3 * cost
+    order = repro.longest_first(params, ["boolean", *repro.training_stages(params)])
+    assert order.index("boolean") > order.index("q1@mlp-42")   # among the short ones, late
+
+
 def test_the_longest_runs_come_first_by_estimated_cost():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     order = repro.longest_first(params, repro.training_stages(params))
@@ -173,16 +203,18 @@ def test_parallel_run_leaves_the_serial_runs_bytes(parallel_run, pipeline_repo):
 def test_parallel_run_trains_each_stage_once_and_the_final_repro_none(parallel_run):
     repo, result = parallel_run
     training = repro.training_stages(repo.params())
-    upstream_out, _, rest = result.stdout.partition("training stage(s) to run in")
-    training_out, _, final_out = rest.partition(f"{len(training)} of {len(training)} training")
-    assert stages_run(upstream_out) == set(repro.UPSTREAM)
-    assert Counter(started(training_out)) == Counter(training)
+    pool = [*training, *repro.BESIDE]
+    upstream_out, _, rest = result.stdout.partition(
+        f"{len(training)} training stage(s) and boolean to run in")
+    training_out, _, final_out = rest.partition(f"{len(pool)} of {len(pool)} stage(s)")
+    assert stages_run(upstream_out) == set(repro.BEFORE)
+    assert Counter(started(training_out)) == Counter(pool)
     assert len(re.findall(r"\] finished \S+ in [\d.]+ s \(ran\); \d+ remaining",
-                          training_out)) == len(training)
+                          training_out)) == len(pool)
     assert re.search(r"\] finished \S+ in [\d.]+ s \(ran\); 0 remaining", training_out)
     assert stages_run(final_out) == set(repro.FINAL)
     assert "final dvc repro ran figures, tables (no training stage)" in final_out
-    for stage in training:   # each worker's own output, in its log
+    for stage in pool:       # each worker's own output, in its log
         log = (repo.path / repro.LOGS / f"{stage}.log").read_text()
         assert stages_run(log) == {stage}
     assert out_of_date(repo) == set()
@@ -203,7 +235,7 @@ def test_a_failing_stage_lets_the_others_finish_and_a_rerun_completes_only_it(pa
     assert result.returncode == 1
     log = f"{repro.LOGS}/{failing}.log"
     assert result.stderr.splitlines()[-1] == (
-        f"repro: 1 training stage(s) failed: {failing} (log {log}); the others are recorded in "
+        f"repro: 1 stage(s) failed: {failing} (log {log}); the others are recorded in "
         f"dvc.lock, and running this again runs only what is missing")
     assert "Not a directory" in result.stderr             # the log's tail, shown
     assert sorted(started(result.stdout)) == sorted([failing, "train@42", "q1@mlp-42"])
