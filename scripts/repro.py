@@ -5,9 +5,10 @@ cluster node, leaving the bytes a serial `dvc repro` leaves (measured training t
         On this machine: the stages every training stage needs (`dvc repro check_params fetch
         prepare`), then the training stages and `boolean` (which needs none of them) that are
         not up to date in N workers, longest first (each `dvc --wait-for-lock repro -s <stage>`
-        with cores / N threads), then `dvc repro`, which runs `figures` and `tables` and no
-        training stage. `-S` edits params.yaml as
-        `dvc exp run -S` does, and the result is saved as an experiment (`dvc exp save`).
+        with cores / N threads; `boolean` before them when it would take threads from them),
+        then `dvc repro`, which runs `figures` and `tables` and no training stage. `-S` edits
+        params.yaml as `dvc exp run -S` does, and the result is saved as an experiment
+        (`dvc exp save`).
 
     python -m scripts.repro upstream [--write-plan FILE] [--shards K]
     python -m scripts.repro --shard I/K [--stages LIST]
@@ -133,9 +134,9 @@ def estimated_cost(params: Mapping[str, Any], stage: str) -> float:
     (``TORCH_*``, ``NUMPY_*``; the Question 1 runs update per example).
 
     Deterministic and rough (a run that diverges stops early): it orders the stages longest
-    first and balances the shards. ``boolean``: the elements of its forward passes
-    (``BOOLEAN_ELEMENT_S``)."""
-    if stage == "boolean":  # per case, two networks on 2^D inputs x (3P + 4D) perturbations
+    first and balances the shards. ``boolean``: per case, two networks on 2^D inputs x
+    (3P + 4D) perturbations x D (``BOOLEAN_ELEMENT_S``)."""
+    if stage == "boolean":
         cfg = params["boolean"]
         return BOOLEAN_ELEMENT_S * sum(2 * 2 ** d * d * (3 * cfg["perturbations"] + 4 * d)
                                        for d, _, _ in cases(cfg["max_d"]))
@@ -193,6 +194,22 @@ def parse_stages(text: str, params: Mapping[str, Any]) -> list[str]:
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else os.cpu_count() or 1
+
+
+def threads_each(jobs: int, stages: int) -> int:
+    """The threads of each worker when ``stages`` run in up to ``jobs`` workers."""
+    return max(1, available_cores() // max(1, min(jobs, stages)))
+
+
+def beside_first(stale: Sequence[str], jobs: int) -> list[str]:
+    """The ``BESIDE`` stages of ``stale`` to run before the workers start: all of them when
+    running them in a worker would leave the training stages of ``stale`` fewer threads each
+    (fewer training stages than workers: `boolean` and one batch-256 run would each get one
+    core, where the run alone gets every core after it), else none."""
+    beside = [stage for stage in stale if stage in BESIDE]
+    if threads_each(jobs, len(stale)) < threads_each(jobs, len(stale) - len(beside)):
+        return beside
+    return []
 
 
 # --- processes: each in its own process group, stopped together -----------------------------
@@ -344,7 +361,7 @@ def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[s
     beside = [stage for stage in todo if stage in BESIDE]
     what = f"{len(todo) - len(beside)} training stage(s)" + "".join(f" and {s}" for s in beside)
     workers = max(1, min(jobs, len(todo)))
-    threads = max(1, available_cores() // workers)
+    threads = threads_each(jobs, len(todo))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     LOGS.mkdir(parents=True, exist_ok=True)
     say(f"{what} to run in {workers} worker(s), {threads} thread(s) "
@@ -546,7 +563,11 @@ def reproduce_here(session: Session, jobs: int, overrides: Sequence[str],
     session.dvc("repro", *BEFORE)
     params = load_params()
     training = training_stages(params)
-    run_training(session, params, out_of_date([*BESIDE, *training]), jobs)
+    stale = out_of_date([*BESIDE, *training])
+    first = beside_first(stale, jobs)
+    if first:
+        session.dvc("repro", *first)
+    run_training(session, params, [s for s in stale if s not in first], jobs)
     final_repro(session, training)
     if overrides or name:
         saved = session.dvc("exp", "save", *(["--name", name] if name else []))

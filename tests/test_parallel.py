@@ -77,6 +77,23 @@ def test_booleans_estimated_cost_grows_with_its_cases_and_perturbations():
     assert order.index("boolean") > order.index("q1@mlp-42")   # among the short ones, late
 
 
+@pytest.mark.parametrize("cores, jobs, n_training, first", [
+    (2, 2, 15, False),    # the workers stay busy: boolean fills the end of the run
+    (2, 2, 2, False),     # one thread each either way
+    (2, 2, 1, True),      # beside it, the one run would train on one core instead of two
+    (2, 2, 0, False),     # boolean alone
+    (16, 16, 15, False),  # a worker is free anyway
+    (16, 4, 3, True),     # 4 threads each, where 3 runs get 5 each
+    (16, 4, 8, False),
+])
+def test_boolean_runs_first_only_when_it_would_take_threads_from_the_training_stages(
+        monkeypatch, cores, jobs, n_training, first):
+    monkeypatch.setattr(repro, "available_cores", lambda: cores)
+    stale = ["boolean", *[f"q2@run{i}-42" for i in range(n_training)]]
+    assert repro.beside_first(stale, jobs) == (["boolean"] if first else [])
+    assert repro.beside_first(stale[1:], jobs) == []
+
+
 def test_the_longest_runs_come_first_by_estimated_cost():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     order = repro.longest_first(params, repro.training_stages(params))
