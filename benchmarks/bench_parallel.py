@@ -128,6 +128,10 @@ def compare(root: Path, n_seeds: int, scale: float, jobs: int, epochs: int | Non
                      (f"parallel scripts.repro --jobs {jobs}", parallel)):
         print(f"  {label:<36} {t.wall:8.1f} s wall, {t.core_seconds:8.1f} core-s; "
               f"longest stage {t.longest[0]} {t.longest[1]:.1f} s")
+    pool = re.search(r"(\d+) of \d+ stage\(s\) in ([\d.]+) s", parallel.output)
+    if pool:
+        print(f"  the workers' {pool[1]} stages took {float(pool[2]):.1f} s of the parallel "
+              f"run; the stages before and after them {parallel.wall - float(pool[2]):.1f} s")
     floor = parallel.core_seconds / available_cores()
     print(f"  floor {floor:.1f} s: the parallel run's core-seconds over {available_cores()} "
           f"cores, the wall no schedule of the same work beats here (at most "
