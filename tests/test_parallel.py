@@ -67,7 +67,7 @@ def test_the_stages_beside_training_need_only_check_params_and_feed_only_the_fin
             set(repro.FINAL)
 
 
-def test_booleans_estimated_cost_grows_with_its_cases_and_perturbations():
+def test_booleans_estimated_cost_grows_with_its_cases_and_places_it_late():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     cost = repro.estimated_cost(params, "boolean")
     assert 5 < cost < 60            # measured about 15 s at max_d 10 and 64 perturbations
