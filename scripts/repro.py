@@ -2,11 +2,11 @@
 cluster node, leaving the bytes a serial `dvc repro` leaves (measured training times aside).
 
     python -m scripts.repro [--jobs N] [-S key=value ...] [-n NAME]
-        On this machine: the stages every training stage needs (`dvc repro check_params fetch
-        prepare`), then the training stages and `boolean` (which needs none of them) that are
-        not up to date in N workers, longest first (each `dvc --wait-for-lock repro -s <stage>`
-        with cores / N threads; `boolean` before them when it would take threads from them),
-        then `dvc repro`, which runs `figures` and `tables` and no training stage. `-S` edits
+        On this machine: `dvc repro check_params`; then `boolean`, which needs only that,
+        in a worker of one thread beside `fetch` and `prepare`; then the training stages that
+        are not up to date in N workers, longest first (each `dvc --wait-for-lock repro -s
+        <stage>` with cores / N threads, started once its threads are free); then `dvc repro`,
+        which runs `figures` and `tables` and no training stage. `-S` edits
         params.yaml as `dvc exp run -S` does, and the result is saved as an experiment
         (`dvc exp save`).
 
@@ -67,9 +67,9 @@ from scripts import verify
 from scripts.review import Remote, ReviewError, dvc_cause, no_remote_reason, remote_added
 
 PROG = "repro"
-# The stages every training stage needs (run first); those that need none of them, which run in
-# the workers beside the training stages here and in the sharded flow's upstream job; and those
-# that read every training stage's results (run last). Every other stage of dvc.yaml trains.
+# The stages every training stage needs (run first); those that need only the first of them,
+# which run here in a worker beside the others (in the sharded flow, in the upstream job); and
+# those that read every training stage's results (run last). Every other stage trains.
 BEFORE = ("check_params", "fetch", "prepare")
 BESIDE = ("boolean",)
 UPSTREAM = (*BEFORE, *BESIDE)
@@ -201,15 +201,12 @@ def threads_each(jobs: int, stages: int) -> int:
     return max(1, available_cores() // max(1, min(jobs, stages)))
 
 
-def beside_first(stale: Sequence[str], jobs: int) -> list[str]:
-    """The ``BESIDE`` stages of ``stale`` to run before the workers start: all of them when
-    running them in a worker would leave the training stages of ``stale`` fewer threads each
-    (fewer training stages than workers: `boolean` and one batch-256 run would each get one
-    core, where the run alone gets every core after it), else none."""
-    beside = [stage for stage in stale if stage in BESIDE]
-    if threads_each(jobs, len(stale)) < threads_each(jobs, len(stale) - len(beside)):
-        return beside
-    return []
+def fits(running: Sequence[int], threads: int, jobs: int, cores: int) -> bool:
+    """Whether a stage of ``threads`` threads may start beside workers of ``running`` threads:
+    fewer than ``jobs`` run and the threads stay within ``cores`` (one starts when none
+    runs). A training stage planned for every core waits for `boolean`, started before it with
+    one thread, rather than share the cores with it."""
+    return not running or (len(running) < jobs and sum(running) + threads <= cores)
 
 
 # --- processes: each in its own process group, stopped together -----------------------------
@@ -306,22 +303,46 @@ class Session:
     def elapsed(self) -> str:
         return f"[{time.monotonic() - self.started:6.1f} s]"
 
-    def dvc(self, *args: str) -> str:
-        """`dvc ARGS`, its output shown as it comes; returns it. A failure raises ReproError
-        naming the command and DVC's cause."""
-        proc = spawn(dvc_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                     text=True, bufsize=1)
-        lines = []
-        for line in proc.stdout:  # an interruption leaves the pipe open until `stop_all`
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            lines.append(line)
-            self.touched |= set().union(*stage_names(line))
-        proc.wait()
-        proc.stdout.close()
+    def show(self, line: str, lines: list[str]) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+        self.touched |= set().union(*stage_names(line))
+
+    def dvc(self, *args: str, beside: Pool | None = None) -> str:
+        """`dvc ARGS`, its output shown as it comes; returns it. With ``beside``, that pool's
+        workers go on meanwhile, their lines between DVC's. A failure raises ReproError naming
+        the command and DVC's cause (once ``beside``'s workers have ended)."""
+        lines: list[str] = []
+        if beside is None:
+            proc = spawn(dvc_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, bufsize=1)
+            for line in proc.stdout:  # an interruption leaves the pipe open until `stop_all`
+                self.show(line, lines)
+            proc.wait()
+            proc.stdout.close()
+        else:
+            LOGS.mkdir(parents=True, exist_ok=True)
+            log = LOGS / "upstream.log"
+            with open(log, "wb") as fh:
+                proc = spawn(dvc_command(*args), stdout=fh, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+            with open(log, "rb") as src:
+                buffer = b""
+                while True:
+                    ended = proc.poll() is not None
+                    *complete, buffer = (buffer + src.read()).split(b"\n")
+                    for raw in complete + ([buffer] if ended and buffer else []):
+                        self.show(raw.decode(errors="replace") + "\n", lines)
+                    if ended:
+                        break
+                    beside.step()
+                    time.sleep(0.1)
         reap(proc)
         output = "".join(lines)
         if proc.returncode != 0:
+            if beside is not None:
+                beside.wait()
             raise ReproError(f"dvc {' '.join(args)} failed: {dvc_cause(output)}")
         return output
 
@@ -334,6 +355,72 @@ class Worker:
     proc: subprocess.Popen
     log: Path
     started: float
+    threads: int
+
+
+@dataclass
+class Pool:
+    """Stages in worker processes, each `dvc --wait-for-lock repro -s <stage>` with its threads
+    in OMP_NUM_THREADS and its output in LOGS/<stage>.log: in the order added, at most ``jobs``
+    at once, their threads within the cores (``fits``). A failed stage lets the others go on."""
+    session: Session
+    jobs: int
+    waiting: list[tuple[str, int]] = field(default_factory=list)    # (stage, threads)
+    planned: bool = False            # every stage to come is added: say how many remain
+    running: list[Worker] = field(default_factory=list)
+    failed: list[Worker] = field(default_factory=list)
+    done: int = 0
+    longest: tuple[str, float] = ("", 0.0)
+    began: float = 0.0
+
+    def add(self, stages: Iterable[str], threads: int) -> None:
+        self.waiting += [(stage, threads) for stage in stages]
+
+    def step(self) -> None:
+        """Starts the waiting stages that fit, then reaps those that ended."""
+        cores = available_cores()
+        while self.waiting and fits([w.threads for w in self.running], self.waiting[0][1],
+                                    self.jobs, cores):
+            self.start(*self.waiting.pop(0))
+        for worker in [w for w in self.running if w.proc.poll() is not None]:
+            self.end(worker)
+
+    def wait(self) -> None:
+        """Runs every stage added; returns once all have ended."""
+        while self.waiting or self.running:
+            self.step()
+            time.sleep(0.1)
+
+    def start(self, stage: str, threads: int) -> None:
+        if not (self.running or self.done or self.failed):
+            self.began = time.monotonic()
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = LOGS / f"{stage}.log"
+        self.session.touched.add(stage)
+        with open(log, "w") as fh:
+            proc = spawn(dvc_command("--wait-for-lock", "repro", "-s", stage),
+                         env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+                         stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.running.append(Worker(stage, proc, log, time.monotonic(), threads))
+        say(f"{self.session.elapsed()} started  {stage}")
+
+    def end(self, worker: Worker) -> None:
+        self.running.remove(worker)
+        reap(worker.proc)
+        seconds = time.monotonic() - worker.started
+        left = f"; {len(self.waiting) + len(self.running)} remaining" if self.planned else ""
+        if worker.proc.returncode == 0:
+            self.done += 1
+            ran, restored = stage_names(worker.log.read_text())
+            how = "restored from the run-cache" if worker.stage in restored else \
+                "ran" if worker.stage in ran else "up to date"
+            self.longest = max(self.longest, (worker.stage, seconds), key=lambda x: x[1])
+            say(f"{self.session.elapsed()} finished {worker.stage} in {seconds:.1f} s ({how})"
+                f"{left}")
+        else:
+            self.failed.append(worker)
+            say(f"{self.session.elapsed()} FAILED   {worker.stage} after {seconds:.1f} s "
+                f"(exit {worker.proc.returncode}, log {worker.log}){left}")
 
 
 def out_of_date(stages: Sequence[str]) -> list[str]:
@@ -341,8 +428,8 @@ def out_of_date(stages: Sequence[str]) -> list[str]:
     outputs for their deps and params as they are)."""
     if not stages:
         return []
-    proc = subprocess.run(dvc_command("status", "--json", *stages), capture_output=True,
-                          text=True)
+    proc = subprocess.run(dvc_command("--wait-for-lock", "status", "--json", *stages),
+                          capture_output=True, text=True)   # a worker may hold the lock
     if proc.returncode != 0:
         raise ReproError(f"dvc status failed: {dvc_cause(proc.stdout + proc.stderr)}")
     status = json.loads(proc.stdout or "{}")
@@ -350,60 +437,36 @@ def out_of_date(stages: Sequence[str]) -> list[str]:
 
 
 def run_training(session: Session, params: Mapping[str, Any], stages: Sequence[str],
-                 jobs: int) -> None:
+                 jobs: int, pool: Pool | None = None) -> None:
     """Runs ``stages`` (training stages, and those of ``BESIDE``) in ``jobs`` workers, longest
-    first; the others go on when one fails. Raises ReproError naming the failed stages and
-    their logs once every worker has ended."""
+    first, beside what ``pool`` runs already; the others go on when one fails. Raises
+    ReproError naming the pool's failed stages and their logs once every worker has ended."""
+    pool = pool or Pool(session, jobs)
     todo = longest_first(params, stages)
-    if not todo:
+    if todo:
+        beside = [stage for stage in todo if stage in BESIDE]
+        what = f"{len(todo) - len(beside)} training stage(s)" + \
+            "".join(f" and {s}" for s in beside)
+        threads = threads_each(jobs, len(todo))
+        running = "".join(f", beside {w.stage}" for w in pool.running)
+        say(f"{what} to run in {max(1, min(jobs, len(todo)))} worker(s), {threads} thread(s) "
+            f"each{running}; each stage's output in {LOGS}/<stage>.log")
+        pool.add(todo, threads)
+    else:
         say("every training stage is up to date")
-        return
-    beside = [stage for stage in todo if stage in BESIDE]
-    what = f"{len(todo) - len(beside)} training stage(s)" + "".join(f" and {s}" for s in beside)
-    workers = max(1, min(jobs, len(todo)))
-    threads = threads_each(jobs, len(todo))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    LOGS.mkdir(parents=True, exist_ok=True)
-    say(f"{what} to run in {workers} worker(s), {threads} thread(s) "
-        f"each; each stage's output in {LOGS}/<stage>.log")
-    waiting, running, failed = list(todo), [], []
-    longest = ("", 0.0)
-    began = time.monotonic()
-    while waiting or running:
-        while waiting and len(running) < workers:
-            stage = waiting.pop(0)
-            log = LOGS / f"{stage}.log"
-            session.touched.add(stage)
-            with open(log, "w") as fh:
-                proc = spawn(dvc_command("--wait-for-lock", "repro", "-s", stage), env=env,
-                             stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            running.append(Worker(stage, proc, log, time.monotonic()))
-            say(f"{session.elapsed()} started  {stage}")
-        time.sleep(0.1)
-        for worker in [w for w in running if w.proc.poll() is not None]:
-            running.remove(worker)
-            reap(worker.proc)
-            seconds = time.monotonic() - worker.started
-            left = len(waiting) + len(running)
-            if worker.proc.returncode == 0:
-                _, restored = stage_names(worker.log.read_text())
-                how = "restored from the run-cache" if worker.stage in restored else "ran"
-                longest = max(longest, (worker.stage, seconds), key=lambda x: x[1])
-                say(f"{session.elapsed()} finished {worker.stage} in {seconds:.1f} s ({how}); "
-                    f"{left} remaining")
-            else:
-                failed.append(worker)
-                say(f"{session.elapsed()} FAILED   {worker.stage} after {seconds:.1f} s "
-                    f"(exit {worker.proc.returncode}, log {worker.log}); {left} remaining")
-    say(f"{len(todo) - len(failed)} of {len(todo)} stage(s) in "
-        f"{time.monotonic() - began:.1f} s; longest {longest[0] or '-'} ({longest[1]:.1f} s)")
-    if failed:
-        for worker in failed:
+    pool.planned = True
+    pool.wait()
+    total = pool.done + len(pool.failed)
+    if total:
+        say(f"{pool.done} of {total} stage(s) in {time.monotonic() - pool.began:.1f} s; "
+            f"longest {pool.longest[0] or '-'} ({pool.longest[1]:.1f} s)")
+    if pool.failed:
+        for worker in pool.failed:
             tail = worker.log.read_text().splitlines()[-15:]
             print(f"--- {worker.log} (last {len(tail)} lines)", *tail, sep="\n",
                   file=sys.stderr)
-        names = ", ".join(f"{w.stage} (log {w.log})" for w in failed)
-        raise ReproError(f"{len(failed)} stage(s) failed: {names}; the others are "
+        names = ", ".join(f"{w.stage} (log {w.log})" for w in pool.failed)
+        raise ReproError(f"{len(pool.failed)} stage(s) failed: {names}; the others are "
                          f"recorded in dvc.lock, and running this again runs only what is "
                          f"missing")
 
@@ -560,14 +623,21 @@ def reproduce_here(session: Session, jobs: int, overrides: Sequence[str],
                    name: str | None) -> None:
     if overrides:
         apply_overrides(overrides)
-    session.dvc("repro", *BEFORE)
+    session.dvc("repro", BEFORE[0])
     params = load_params()
     training = training_stages(params)
-    stale = out_of_date([*BESIDE, *training])
-    first = beside_first(stale, jobs)
-    if first:
-        session.dvc("repro", *first)
-    run_training(session, params, [s for s in stale if s not in first], jobs)
+    # what needs only check_params starts now, in a worker of one thread beside the rest of
+    # the stages before training, where a second core would otherwise wait
+    early = out_of_date(BESIDE) if min(jobs, available_cores()) > 1 else []
+    pool = Pool(session, jobs)
+    if early:
+        say(f"{' and '.join(early)} to run beside {' and '.join(BEFORE[1:])}, 1 thread; "
+            f"its output in {LOGS}/<stage>.log")
+        pool.add(early, 1)
+        pool.step()
+    session.dvc("--wait-for-lock", "repro", "-s", *BEFORE[1:], beside=pool)
+    stale = out_of_date([*(s for s in BESIDE if s not in early), *training])
+    run_training(session, params, stale, jobs, pool)
     final_repro(session, training)
     if overrides or name:
         saved = session.dvc("exp", "save", *(["--name", name] if name else []))

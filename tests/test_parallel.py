@@ -77,21 +77,22 @@ def test_booleans_estimated_cost_grows_with_its_cases_and_places_it_late():
     assert order.index("boolean") > order.index("q1@mlp-42")   # among the short ones, late
 
 
-@pytest.mark.parametrize("cores, jobs, n_training, first", [
-    (2, 2, 15, False),    # the workers stay busy: boolean fills the end of the run
-    (2, 2, 2, False),     # one thread each either way
-    (2, 2, 1, True),      # beside it, the one run would train on one core instead of two
-    (2, 2, 0, False),     # boolean alone
-    (16, 16, 15, False),  # a worker is free anyway
-    (16, 4, 3, True),     # 4 threads each, where 3 runs get 5 each
-    (16, 4, 8, False),
+@pytest.mark.parametrize("cores, jobs, n_training, already, starts", [
+    (2, 2, 15, 0, True),     # one thread each: the first starts beside boolean
+    (2, 2, 15, 1, False),    # two workers busy
+    (2, 2, 1, 0, False),     # the one run, planned for both cores, waits for boolean
+    (16, 16, 15, 14, True),  # the last of 15 one-thread runs, beside boolean
+    (16, 8, 3, 2, True),     # 5 threads each: 3 x 5 + 1 = 16
+    (16, 8, 4, 3, False),    # 4 threads each: the fourth waits for boolean (17 > 16)
 ])
-def test_boolean_runs_first_only_when_it_would_take_threads_from_the_training_stages(
-        monkeypatch, cores, jobs, n_training, first):
+def test_a_training_stage_starts_beside_boolean_only_within_the_jobs_and_cores(
+        monkeypatch, cores, jobs, n_training, already, starts):
     monkeypatch.setattr(repro, "available_cores", lambda: cores)
-    stale = ["boolean", *[f"q2@run{i}-42" for i in range(n_training)]]
-    assert repro.beside_first(stale, jobs) == (["boolean"] if first else [])
-    assert repro.beside_first(stale[1:], jobs) == []
+    threads = repro.threads_each(jobs, n_training)
+    running = [1, *[threads] * already]       # boolean, and the training stages started
+    assert repro.fits(running, threads, jobs, cores) == starts
+    assert repro.fits(running[1:], threads, jobs, cores)   # without boolean, each one starts
+    assert repro.fits([], cores, jobs, cores)              # alone, a stage may use every core
 
 
 def test_the_longest_runs_come_first_by_estimated_cost():
@@ -222,12 +223,16 @@ def test_parallel_run_trains_each_stage_once_and_the_final_repro_none(parallel_r
     training = repro.training_stages(repo.params())
     pool = [*training, *repro.BESIDE]
     upstream_out, _, rest = result.stdout.partition(
-        f"{len(training)} training stage(s) and boolean to run in")
+        f"{len(training)} training stage(s) to run in")
     training_out, _, final_out = rest.partition(f"{len(pool)} of {len(pool)} stage(s)")
     assert stages_run(upstream_out) == set(repro.BEFORE)
-    assert Counter(started(training_out)) == Counter(pool)
-    assert len(re.findall(r"\] finished \S+ in [\d.]+ s \(ran\); \d+ remaining",
-                          training_out)) == len(pool)
+    # boolean starts once check_params is done, beside fetch and prepare
+    assert "repro: boolean to run beside fetch and prepare, 1 thread" in upstream_out
+    assert started(upstream_out) == ["boolean"]
+    assert upstream_out.index("started  boolean") < upstream_out.index("Running stage 'fetch'")
+    assert Counter(started(training_out)) == Counter(training)
+    finished = re.findall(r"\] finished (\S+) in [\d.]+ s \(ran\)", upstream_out + training_out)
+    assert Counter(finished) == Counter(pool)
     assert re.search(r"\] finished \S+ in [\d.]+ s \(ran\); 0 remaining", training_out)
     assert stages_run(final_out) == set(repro.FINAL)
     assert "final dvc repro ran figures, tables (no training stage)" in final_out
