@@ -193,6 +193,28 @@ def test_stale_lock_entries_of_dead_dvc_processes_are_released_and_live_ones_kep
 
 # --- one machine -----------------------------------------------------------------------------
 
+def test_a_dvc_command_failing_beside_a_worker_raises_once_the_worker_has_finished(
+        tmp_path, monkeypatch, capsys):
+    """As `fetch` and `prepare` run beside `boolean`: a failure of theirs lets it finish."""
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(repro.dvc_command("init", "--no-scm", "-q"), check=True)
+    slow = "import pathlib, time; time.sleep(5); pathlib.Path('slow.txt').write_text('done')"
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "slow": {"cmd": f'python -c "{slow}"', "outs": ["slow.txt"]},
+        "bad": {"cmd": 'python -c "raise SystemExit(3)"'}}}))
+    session = repro.Session()
+    pool = repro.Pool(session, jobs=2)
+    pool.add(["slow"], 1)
+    pool.step()
+    with pytest.raises(repro.ReproError, match=r"^dvc --wait-for-lock repro -s bad failed: "):
+        session.dvc("--wait-for-lock", "repro", "-s", "bad", beside=pool)
+    assert (pool.done, pool.running, pool.failed, repro.LIVE) == (1, [], [], {})
+    assert (tmp_path / "slow.txt").read_text() == "done"
+    out = capsys.readouterr().out
+    assert out.index("Running stage 'bad'") < out.index("finished slow in")
+    assert session.touched == {"slow", "bad"}
+
+
 @pytest.fixture(scope="module")
 def parallel_run(module_dvc_repo) -> tuple[DvcRepo, subprocess.CompletedProcess]:
     """The whole pipeline in 2 workers in a fresh project, committed and tagged `baseline`."""
