@@ -57,7 +57,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from hw1.boolean import cases
 from hw1.data import REAL_SIZES
 from hw1.errors import UserError
 from hw1.params import load_params, validate_seeds
@@ -83,9 +82,6 @@ N_INPUTS = 28 * 28 + 1                # pixels and the bias feature
 # efficiently than a batch-256 one); a NumPy example a fixed 4 us plus 0.096 ns per weight.
 TORCH_STEP_S, TORCH_WEIGHT_S = 160e-6, 0.336e-9
 NUMPY_EXAMPLE_S, NUMPY_WEIGHT_S = 4e-6, 0.096e-9
-# `boolean`: per element of its forward passes (inputs x perturbations x D), measured at
-# max_d 10 with 64 perturbations (15.4 s).
-BOOLEAN_ELEMENT_S = 9e-9
 
 
 class ReproError(UserError):
@@ -134,12 +130,7 @@ def estimated_cost(params: Mapping[str, Any], stage: str) -> float:
     (``TORCH_*``, ``NUMPY_*``; the Question 1 runs update per example).
 
     Deterministic and rough (a run that diverges stops early): it orders the stages longest
-    first and balances the shards. ``boolean``: per case, two networks on 2^D inputs x
-    (3P + 4D) perturbations x D (``BOOLEAN_ELEMENT_S``)."""
-    if stage == "boolean":
-        cfg = params["boolean"]
-        return BOOLEAN_ELEMENT_S * sum(2 * 2 ** d * d * (3 * cfg["perturbations"] + 4 * d)
-                                       for d, _, _ in cases(cfg["max_d"]))
+    first and balances the shards."""
     run = run_of(stage)
     cfg = run_params(params, run)
     weights = model_weights(cfg)
@@ -152,9 +143,11 @@ def estimated_cost(params: Mapping[str, Any], stage: str) -> float:
 
 
 def longest_first(params: Mapping[str, Any], stages: Iterable[str]) -> list[str]:
-    """``stages`` by estimated cost, longest first; ties in params.yaml's order."""
-    order = {name: i for i, name in enumerate([*BESIDE, *training_stages(params)])}
-    return sorted(stages, key=lambda s: (-estimated_cost(params, s), order[s]))
+    """``stages`` by estimated cost, longest first, ties in params.yaml's order; those of
+    ``BESIDE`` (short, training nothing) last."""
+    order = {name: i for i, name in enumerate([*training_stages(params), *BESIDE])}
+    return sorted(stages, key=lambda s: (s in BESIDE, 0.0 if s in BESIDE
+                                         else -estimated_cost(params, s), order[s]))
 
 
 def shards(params: Mapping[str, Any], k: int,

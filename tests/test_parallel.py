@@ -67,14 +67,11 @@ def test_the_stages_beside_training_need_only_check_params_and_feed_only_the_fin
             set(repro.FINAL)
 
 
-def test_booleans_estimated_cost_grows_with_its_cases_and_places_it_late():
+def test_the_stages_beside_training_come_last_in_a_pool_with_the_training_stages():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    cost = repro.estimated_cost(params, "boolean")
-    assert 5 < cost < 60            # measured about 15 s at max_d 10 and 64 perturbations
-    more = {**params, "boolean": {**params["boolean"], "max_d": params["boolean"]["max_d"] + 1}}
-    assert 2 * cost < repro.estimated_cost(more, "boolean") < 3 * cost
-    order = repro.longest_first(params, ["boolean", *repro.training_stages(params)])
-    assert order.index("boolean") > order.index("q1@mlp-42")   # among the short ones, late
+    training = repro.training_stages(params)
+    assert repro.longest_first(params, [*repro.BESIDE, *training]) == \
+        [*repro.longest_first(params, training), *repro.BESIDE]
 
 
 @pytest.mark.parametrize("cores, jobs, n_training, already, starts", [
