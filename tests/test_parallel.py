@@ -229,14 +229,6 @@ def parallel_repo(parallel_run) -> DvcRepo:
 
 
 @pytest.mark.e2e
-def test_parallel_run_leaves_the_serial_runs_bytes(parallel_run, pipeline_repo):
-    repo, result = parallel_run
-    threads = max(1, repro.available_cores() // int(JOBS))
-    assert f"in {JOBS} worker(s), {threads} thread(s) each" in result.stdout
-    assert_same_outputs(repo, pipeline_repo)
-
-
-@pytest.mark.e2e
 def test_parallel_run_trains_each_stage_once_and_the_final_repro_none(parallel_run):
     repo, result = parallel_run
     training = repro.training_stages(repo.params())
@@ -374,6 +366,16 @@ def test_sigterm_stops_the_upstream_repro_and_leaves_no_lock(parallel_repo):
     assert_no_lock(repo)
     assert unrecorded_outputs(repo) == {}
     assert repo.params()["train"]["epochs"] == 5        # the edit stays, as `dvc exp run -S`'s
+
+
+@pytest.mark.e2e
+def test_parallel_run_leaves_the_serial_runs_bytes(parallel_run, parallel_repo, pipeline_repo):
+    """Last of the module's end-to-end tests: by then another xdist worker has built the
+    serial baseline (``pipeline_repo``), which this one would otherwise wait for."""
+    result = parallel_run[1]
+    threads = max(1, repro.available_cores() // int(JOBS))
+    assert f"in {JOBS} worker(s), {threads} thread(s) each" in result.stdout
+    assert_same_outputs(parallel_repo, pipeline_repo)
 
 
 def test_shards_of_given_stages_split_those_alone_balanced():
