@@ -131,7 +131,7 @@ def compare(root: Path, n_seeds: int, scale: float, jobs: int, epochs: int | Non
     pool = re.search(r"(\d+) of \d+ stage\(s\) in ([\d.]+) s", parallel.output)
     if pool:
         print(f"  the workers' {pool[1]} stages took {float(pool[2]):.1f} s of the parallel "
-              f"run; the stages before and after them {parallel.wall - float(pool[2]):.1f} s")
+              f"run, from the first one's start; the rest {parallel.wall - float(pool[2]):.1f} s")
     floor = parallel.core_seconds / available_cores()
     print(f"  floor {floor:.1f} s: the parallel run's core-seconds over {available_cores()} "
           f"cores, the wall no schedule of the same work beats here (at most "
